@@ -1,0 +1,191 @@
+"""The ``nesscan`` command. Every user-facing problem ends as one line on stderr and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from . import __version__
+from .errors import NesscanError
+from .fasta import DEFAULT_MAX_LENGTH
+
+log = logging.getLogger("nesscan")
+
+EMBEDDER_HELP = (
+    "builtin (default: BLOSUM62 + physico-chemical scales + one-hot + local context, no weights "
+    "needed) or an ESM-2 model: esm2_t6_8M_UR50D, esm2_t12_35M_UR50D, esm2_t30_150M_UR50D, "
+    "esm2_t33_650M_UR50D, esm2_t36_3B_UR50D, esm2_t48_15B_UR50D (or esm2_<name> with --weights for "
+    "a custom checkpoint)"
+)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {v}")
+    return v
+
+
+def _probability(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {v}")
+    return v
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("logging")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def _add_esm(p: argparse.ArgumentParser, with_layer: bool = True) -> None:
+    g = p.add_argument_group("ESM-2 options (ignored by the builtin embedder)")
+    g.add_argument("--weights", metavar="PATH",
+                   help="ESM-2 checkpoint (.pt, fair-esm format). Default: $TORCH_HOME/hub/checkpoints/<model>.pt, "
+                        "else downloaded from dl.fbaipublicfiles.com when online (set NESSCAN_OFFLINE=1 to forbid)")
+    if with_layer:
+        g.add_argument("--layer", type=int, default=None,
+                       help="representation layer (default: the last; negative counts from the end)")
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto = cuda when torch sees a GPU, else cpu; cuda falls back to cpu with a warning (default: auto)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nesscan",
+        description="Find and rank CRM1 nuclear export signals (NES) in protein sequences.",
+        epilog="Run 'nesscan <command> --help' for each command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"nesscan {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="command", required=True)
+
+    p = sub.add_parser("predict", help="FASTA -> ranked NES candidates and protein scores (the whole chain)",
+                       description="Embed, score every window and rank non-overlapping NES candidates per protein. "
+                                   "Writes OUTDIR/proteins.tsv and OUTDIR/candidates.tsv.")
+    p.add_argument("-i", "--input", required=True, metavar="FASTA", help="protein FASTA file")
+    p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="output directory (created if missing)")
+    p.add_argument("-m", "--model", default=None, metavar="DIR|NAME",
+                   help="classifier directory (model.json + model.safetensors) or a shipped model name "
+                        "(default: nesscan-builtin-v1); its card names the embedder")
+    p.add_argument("--top-k", type=_positive_int, default=5, help="candidates reported per protein (default: 5)")
+    p.add_argument("--threshold", type=_probability, default=0.9,
+                   help="window score at which a candidate is flagged high-confidence (default: 0.9)")
+    p.add_argument("--max-length", type=_positive_int, default=DEFAULT_MAX_LENGTH,
+                   help=f"refuse proteins longer than this (default: {DEFAULT_MAX_LENGTH})")
+    _add_esm(p, with_layer=False)
+    _add_common(p)
+
+    p = sub.add_parser("embed", help="FASTA -> per-residue embeddings (HDF5)",
+                       description="Embed every protein; one L x D dataset per protein. Re-running on the same "
+                                   "output skips proteins already embedded with the same checksums.")
+    p.add_argument("-i", "--input", required=True, metavar="FASTA", help="protein FASTA file")
+    p.add_argument("-o", "--output", required=True, metavar="H5", help="HDF5 output file")
+    p.add_argument("-e", "--embedder", default="builtin", help=EMBEDDER_HELP)
+    p.add_argument("--max-batch-tokens", type=_positive_int, default=None,
+                   help="token budget per batch, padding included (default: 4096 on CPU, 16384 on GPU for ESM-2)")
+    p.add_argument("--half", action="store_true", help="store float16 (halves the file; scores change < 1e-3)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming it")
+    p.add_argument("--max-length", type=_positive_int, default=DEFAULT_MAX_LENGTH,
+                   help=f"refuse proteins longer than this (default: {DEFAULT_MAX_LENGTH})")
+    _add_esm(p)
+    _add_common(p)
+
+    p = sub.add_parser("window-score", help="embeddings -> a score for every window",
+                       description="Score every window (stride 1, size from the model card) of every protein.")
+    p.add_argument("-e", "--embeddings", required=True, metavar="H5", help="HDF5 file from 'nesscan embed'")
+    p.add_argument("-m", "--model", default=None, metavar="DIR|NAME", help="classifier (default: nesscan-builtin-v1)")
+    p.add_argument("-o", "--output", required=True, metavar="TSV[.gz]",
+                   help="all windows: id, start, end, score (gzip when the name ends in .gz)")
+    p.add_argument("-s", "--summary", default=None, metavar="TSV",
+                   help="per-protein best window: id, length, max_score, best_start, best_end, best_sequence "
+                        "(default: OUTPUT with .summary.tsv)")
+    _add_common(p)
+
+    p = sub.add_parser("train", help="train a window classifier with cluster-grouped cross-validation",
+                       description="Train on data in the ../shared/data layout (proteins.fasta, proteins.tsv, "
+                                   "nes_spans.tsv); writes OUTDIR/model.safetensors and OUTDIR/model.json.")
+    p.add_argument("-d", "--data", required=True, metavar="DIR", help="data directory")
+    p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="model output directory")
+    p.add_argument("-e", "--embedder", default="builtin", help=EMBEDDER_HELP)
+    p.add_argument("--arch", choices=["transformer", "cnn", "mlp"], default="transformer", help="classifier (default: transformer)")
+    p.add_argument("--window", type=_positive_int, default=20, help="window size in residues (default: 20)")
+    p.add_argument("--epochs", type=_positive_int, default=30, help="maximum epochs (default: 30)")
+    p.add_argument("--patience", type=_positive_int, default=5, help="early-stopping patience in epochs (default: 5)")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: 1e-3)")
+    p.add_argument("--dropout", type=float, default=None, help="dropout (default: the architecture's)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds; 0 skips CV (default: 5)")
+    p.add_argument("--no-phi-mutants", action="store_true", help="do not add Φ->A mutants of positives as hard negatives")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's choice)")
+    _add_esm(p)
+    _add_common(p)
+    return parser
+
+
+def _setup_logging(args) -> None:
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def run(args) -> int:
+    progress = not args.quiet and sys.stderr.isatty() or os.environ.get("NESSCAN_PROGRESS") == "1"
+    if args.command == "predict":
+        from .predict import run_predict
+
+        run_predict(args.input, args.outdir, model=args.model, weights=args.weights, device=args.device,
+                    top_k=args.top_k, threshold=args.threshold, max_length=args.max_length, progress=progress)
+    elif args.command == "embed":
+        from .embed import run_embed
+        from .embedders import get_embedder
+
+        emb = get_embedder(args.embedder, weights=args.weights, layer=args.layer, device=args.device,
+                           max_batch_tokens=args.max_batch_tokens)
+        run_embed(args.input, args.output, emb, overwrite=args.overwrite, max_length=args.max_length,
+                  dtype="float16" if args.half else "float32", progress=progress)
+    elif args.command == "window-score":
+        from .predict import resolve_model
+        from .window_score import run_window_score
+
+        run_window_score(args.embeddings, resolve_model(args.model), args.output, args.summary, progress=progress)
+    elif args.command == "train":
+        import torch
+
+        from .embedders import get_embedder
+        from .train import TrainConfig, run_train
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        hp = {} if args.dropout is None else {"dropout": args.dropout}
+        cfg = TrainConfig(window=args.window, arch=args.arch, hparams=hp, epochs=args.epochs, lr=args.lr,
+                          patience=args.patience, seed=args.seed, folds=max(args.folds, 2),
+                          phi_mutants=not args.no_phi_mutants)
+        emb = get_embedder(args.embedder, weights=args.weights, layer=args.layer, device=args.device)
+        run_train(args.data, args.outdir, emb, cfg, cv=args.folds > 0, progress=progress)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args)
+    try:
+        return run(args)
+    except NesscanError as e:
+        print(f"nesscan {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nesscan {args.command}: error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Per-residue embedders.
+
+Every embedder turns a protein sequence into an ``L x D`` float32 matrix. Two families:
+
+* ``builtin`` — needs no downloaded weights; the offline default and the embedder the shipped
+  model is trained on. Per residue it concatenates
+  one-hot identity (20 + X), the residue's BLOSUM62 row (Biopython's matrix, /4),
+  six physico-chemical scales (Kyte-Doolittle hydropathy, charge at pH 7, side-chain volume,
+  Chou-Fasman helix propensity, TOP-IDP disorder propensity, Φ-type residue L/I/V/F/M), and
+  eight local-context features: centred running means of hydropathy, charge, disorder, helix
+  propensity, proline and Φ-type content over 9 and 31 residues. Context never reaches beyond
+  ±15 residues and no protein-level quantity (length, global composition) enters, so window
+  scores carry local NES evidence, not protein-level confounders.
+* ``esm2_*`` — fair-esm's ESM-2 models (see :mod:`nesscan.esm2`).
+
+Non-standard letters in the built-in embedder: B = mean(D, N), Z = mean(E, Q), U -> C,
+O -> K, X = mean of the 20 standard residues (plus its own one-hot channel).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .errors import NesscanError
+from .fasta import STANDARD, Protein
+
+BUILTIN_NAME = "builtin"
+ESM2_MODELS = {
+    # name: (layers, embed_dim, heads)
+    "esm2_t6_8M_UR50D": (6, 320, 20),
+    "esm2_t12_35M_UR50D": (12, 480, 20),
+    "esm2_t30_150M_UR50D": (30, 640, 20),
+    "esm2_t33_650M_UR50D": (33, 1280, 20),
+    "esm2_t36_3B_UR50D": (36, 2560, 40),
+    "esm2_t48_15B_UR50D": (48, 5120, 40),
+}
+EMBEDDERS = (BUILTIN_NAME, *ESM2_MODELS)
+
+_SCALES = {
+    #        KD    charge volume  helix  TOP-IDP
+    "A": (1.8, 0.0, 88.6, 1.42, 0.06),
+    "R": (-4.5, 1.0, 173.4, 0.98, 0.180),
+    "N": (-3.5, 0.0, 114.1, 0.67, 0.007),
+    "D": (-3.5, -1.0, 111.1, 1.01, 0.192),
+    "C": (2.5, 0.0, 108.5, 0.70, 0.02),
+    "Q": (-3.5, 0.0, 143.8, 1.11, 0.318),
+    "E": (-3.5, -1.0, 138.4, 1.51, 0.736),
+    "G": (-0.4, 0.0, 60.1, 0.57, 0.166),
+    "H": (-3.2, 0.1, 153.2, 1.00, 0.303),
+    "I": (4.5, 0.0, 166.7, 1.08, -0.486),
+    "L": (3.8, 0.0, 166.7, 1.21, -0.326),
+    "K": (-3.9, 1.0, 168.6, 1.16, 0.586),
+    "M": (1.9, 0.0, 162.9, 1.45, -0.397),
+    "F": (2.8, 0.0, 189.9, 1.13, -0.697),
+    "P": (-1.6, 0.0, 112.7, 0.57, 0.987),
+    "S": (-0.8, 0.0, 89.0, 0.77, 0.341),
+    "T": (-0.7, 0.0, 116.1, 0.83, 0.059),
+    "W": (-0.9, 0.0, 227.8, 1.08, -0.884),
+    "Y": (-1.3, 0.0, 193.6, 0.69, -0.510),
+    "V": (4.2, 0.0, 140.0, 1.06, -0.121),
+}
+_PHI = set("LIVFM")
+_CONTEXT = ((0, 9), (0, 31), (1, 9), (1, 31), (4, 31), (3, 9), ("P", 9), ("PHI", 9))
+
+
+def _builtin_table() -> np.ndarray:
+    """Rows for A..Z (26 letters); columns are the per-residue (non-context) features."""
+    from Bio.Align import substitution_matrices
+
+    blosum = substitution_matrices.load("BLOSUM62")
+    std = list(STANDARD)
+    rows = {}
+    for aa in std:
+        onehot = np.zeros(21, dtype=np.float64)
+        onehot[std.index(aa)] = 1.0
+        bl = np.array([blosum[aa][b] for b in std], dtype=np.float64) / 4.0
+        kd, ch, vol, hel, dis = _SCALES[aa]
+        scales = np.array([kd / 4.5, ch, (vol - 140.0) / 50.0, hel - 1.0, dis, float(aa in _PHI)])
+        rows[aa] = np.concatenate([onehot, bl, scales])
+    mean = np.mean([rows[a] for a in std], axis=0)
+    x = mean.copy()
+    x[:21] = 0.0
+    x[20] = 1.0
+    rows["X"] = x
+    rows["B"] = (rows["D"] + rows["N"]) / 2
+    rows["Z"] = (rows["E"] + rows["Q"]) / 2
+    rows["U"] = rows["C"]
+    rows["O"] = rows["K"]
+    table = np.zeros((26, len(mean)), dtype=np.float64)
+    for letter, row in rows.items():
+        table[ord(letter) - 65] = row
+    return table
+
+
+class Embedder:
+    """Interface: ``name``, ``dim``, ``layer``, ``weights_sha256`` and :meth:`embed_batch`."""
+
+    name: str
+    dim: int
+    layer: int
+    weights_sha256: str
+    max_batch_tokens: int = 16384
+
+    def embed_batch(self, sequences: Sequence[str]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def meta(self) -> dict:
+        return {
+            "embedder": self.name,
+            "layer": int(self.layer),
+            "dimension": int(self.dim),
+            "weights_sha256": self.weights_sha256,
+        }
+
+    def batches(self, proteins: Iterable[Protein], buffer: int = 2048) -> Iterator[list[Protein]]:
+        """Token-budget batches: proteins are sorted by length inside a bounded buffer and packed
+        while ``n * (longest + 2) <= max_batch_tokens`` (padding included). Memory stays bounded
+        by the buffer, whatever the size of the proteome."""
+        pending: list[Protein] = []
+        for p in proteins:
+            pending.append(p)
+            if len(pending) >= buffer:
+                yield from self._pack(pending)
+                pending = []
+        if pending:
+            yield from self._pack(pending)
+
+    def _pack(self, proteins: list[Protein]) -> Iterator[list[Protein]]:
+        batch: list[Protein] = []
+        longest = 0
+        for p in sorted(proteins, key=len):
+            cost = max(longest, self.token_length(p)) * (len(batch) + 1)
+            if batch and cost > self.max_batch_tokens:
+                yield batch
+                batch, longest = [], 0
+            batch.append(p)
+            longest = max(longest, self.token_length(p))
+        if batch:
+            yield batch
+
+    def token_length(self, p: Protein) -> int:
+        return len(p) + 2
+
+
+class BuiltinEmbedder(Embedder):
+    """Weight-free per-residue features; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.name = BUILTIN_NAME
+        self.layer = 0
+        self._table = _builtin_table()
+        self.dim = self._table.shape[1] + len(_CONTEXT)
+        spec = json.dumps({"table": self._table.round(6).tolist(), "context": [list(map(str, c)) for c in _CONTEXT]})
+        self.weights_sha256 = hashlib.sha256(spec.encode()).hexdigest()
+        self.max_batch_tokens = 1 << 20
+
+    def embed(self, sequence: str) -> np.ndarray:
+        idx = np.frombuffer(sequence.encode("ascii"), dtype=np.uint8).astype(np.int64) - 65
+        base = self._table[idx]  # L x 47
+        n_std = 21 + 20
+        scales = base[:, n_std : n_std + 6]
+        pro = (idx == ord("P") - 65).astype(np.float64)
+        ctx = []
+        for key, width in _CONTEXT:
+            if key == "P":
+                col = pro
+            elif key == "PHI":
+                col = scales[:, 5]
+            else:
+                col = scales[:, key]
+            ctx.append(_running_mean(col, width))
+        return np.concatenate([base, np.stack(ctx, axis=1)], axis=1).astype(np.float32)
+
+    def embed_batch(self, sequences: Sequence[str]) -> list[np.ndarray]:
+        return [self.embed(s) for s in sequences]
+
+
+def _running_mean(values: np.ndarray, width: int) -> np.ndarray:
+    """Centred mean over ``width`` residues, truncated (not zero-padded) at the termini."""
+    half = width // 2
+    c = np.concatenate([[0.0], np.cumsum(values)])
+    n = len(values)
+    lo = np.clip(np.arange(n) - half, 0, n)
+    hi = np.clip(np.arange(n) + half + 1, 0, n)
+    return (c[hi] - c[lo]) / (hi - lo)
+
+
+def get_embedder(
+    name: str,
+    weights: str | None = None,
+    layer: int | None = None,
+    device: str = "auto",
+    max_batch_tokens: int | None = None,
+) -> Embedder:
+    """Build an embedder by name (``builtin`` or an ``esm2_*`` model)."""
+    if name == BUILTIN_NAME:
+        if weights:
+            raise NesscanError("the builtin embedder takes no --weights")
+        if layer not in (None, 0, -1):
+            raise NesscanError("the builtin embedder has no layers; drop --layer")
+        return BuiltinEmbedder()
+    if name in ESM2_MODELS or name.startswith("esm2_"):
+        from .esm2 import ESM2Embedder
+
+        emb = ESM2Embedder(name, weights=weights, layer=layer, device=device)
+        if max_batch_tokens:
+            emb.max_batch_tokens = max_batch_tokens
+        return emb
+    raise NesscanError(
+        f"unknown embedder '{name}'; choose one of: {', '.join(EMBEDDERS)} (or esm2_<custom> with --weights)"
+    )

@@ -1,0 +1,209 @@
+"""Window classifiers and their on-disk form (``model.safetensors`` + ``model.json``).
+
+A classifier reads one window (``W`` residues x ``D`` embedding features) and returns a logit
+for "this window holds a CRM1 nuclear export signal". Inputs are standardised with the
+training set's per-feature mean and standard deviation, which are stored with the weights.
+
+Architectures (``arch`` in the card):
+* ``transformer`` — linear projection to ``d_model``, learned position embedding, a small
+  pre-norm ``nn.TransformerEncoder``, masked mean pooling, linear head;
+* ``cnn`` — two 1-D convolutions (kernel 5) and masked max pooling;
+* ``mlp`` — the flattened window through two hidden layers.
+
+Weights are loaded with ``safetensors`` only; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .errors import NesscanError
+
+CARD_FORMAT = "nesscan-model/1"
+
+
+class _Standardise(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+class WindowTransformer(nn.Module):
+    def __init__(self, in_dim: int, window: int, d_model: int = 64, heads: int = 4, layers: int = 2,
+                 ff: int = 128, dropout: float = 0.1):
+        super().__init__()
+        self.norm_in = _Standardise(in_dim)
+        self.proj = nn.Linear(in_dim, d_model)
+        self.pos = nn.Parameter(torch.zeros(window, d_model))
+        nn.init.normal_(self.pos, std=0.02)
+        layer = nn.TransformerEncoderLayer(d_model, heads, ff, dropout, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm_out = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, 1)
+
+    def forward(self, x, mask):
+        h = self.proj(self.norm_in(x)) + self.pos[: x.shape[1]]
+        h = self.encoder(h, src_key_padding_mask=~mask)
+        h = self.norm_out(h)
+        m = mask.unsqueeze(-1).to(h.dtype)
+        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+        return self.head(pooled).squeeze(-1)
+
+
+class WindowCNN(nn.Module):
+    def __init__(self, in_dim: int, window: int, channels: int = 64, dropout: float = 0.1, **_):
+        super().__init__()
+        self.norm_in = _Standardise(in_dim)
+        self.net = nn.Sequential(
+            nn.Conv1d(in_dim, channels, 5, padding=2), nn.GELU(), nn.Dropout(dropout),
+            nn.Conv1d(channels, channels, 5, padding=2), nn.GELU(),
+        )
+        self.head = nn.Linear(channels, 1)
+
+    def forward(self, x, mask):
+        h = self.net((self.norm_in(x) * mask.unsqueeze(-1)).transpose(1, 2)).transpose(1, 2)
+        h = h.masked_fill(~mask.unsqueeze(-1), -1e4)
+        return self.head(h.max(1).values).squeeze(-1)
+
+
+class WindowMLP(nn.Module):
+    def __init__(self, in_dim: int, window: int, hidden: int = 128, dropout: float = 0.1, **_):
+        super().__init__()
+        self.norm_in = _Standardise(in_dim)
+        self.window = window
+        self.net = nn.Sequential(
+            nn.Linear(in_dim * window, hidden), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(hidden, hidden // 2), nn.GELU(), nn.Linear(hidden // 2, 1),
+        )
+
+    def forward(self, x, mask):
+        h = self.norm_in(x) * mask.unsqueeze(-1)
+        if h.shape[1] < self.window:
+            h = nn.functional.pad(h, (0, 0, 0, self.window - h.shape[1]))
+        return self.net(h.flatten(1)).squeeze(-1)
+
+
+ARCHS = {"transformer": WindowTransformer, "cnn": WindowCNN, "mlp": WindowMLP}
+
+
+@dataclass
+class ModelCard:
+    embedder: str
+    dimension: int
+    window: int
+    layer: int
+    arch: str
+    hparams: dict
+    weights_sha256: str = ""  # the embedder's weights checksum (builtin: its feature-table checksum)
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = {
+            "format": CARD_FORMAT,
+            "embedder": self.embedder,
+            "embedder_weights_sha256": self.weights_sha256,
+            "dimension": self.dimension,
+            "window": self.window,
+            "layer": self.layer,
+            "arch": self.arch,
+            "hparams": self.hparams,
+        }
+        d.update(self.extra)
+        return d
+
+
+def build(card: ModelCard) -> nn.Module:
+    if card.arch not in ARCHS:
+        raise NesscanError(f"unknown classifier architecture '{card.arch}' (known: {', '.join(ARCHS)})")
+    return ARCHS[card.arch](card.dimension, card.window, **card.hparams)
+
+
+def save(model: nn.Module, card: ModelCard, outdir: str) -> None:
+    os.makedirs(outdir, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp_w = os.path.join(outdir, ".model.safetensors.tmp")
+    tmp_j = os.path.join(outdir, ".model.json.tmp")
+    save_file(tensors, tmp_w, metadata={"format": CARD_FORMAT})
+    with open(tmp_j, "w") as fh:
+        json.dump(card.to_json(), fh, indent=2, sort_keys=False)
+        fh.write("\n")
+    os.replace(tmp_w, os.path.join(outdir, "model.safetensors"))
+    os.replace(tmp_j, os.path.join(outdir, "model.json"))
+
+
+@dataclass
+class LoadedModel:
+    net: nn.Module
+    card: ModelCard
+    raw: dict  # the whole model.json
+    path: str
+
+    @property
+    def window(self) -> int:
+        return self.card.window
+
+
+def load(path: str) -> LoadedModel:
+    """Load a model directory (or its ``model.json``)."""
+    path = os.fspath(path)
+    if os.path.isfile(path) and path.endswith(".json"):
+        path = os.path.dirname(path) or "."
+    card_path = os.path.join(path, "model.json")
+    weights_path = os.path.join(path, "model.safetensors")
+    for p in (card_path, weights_path):
+        if not os.path.exists(p):
+            raise NesscanError(f"model file not found: {p}")
+    try:
+        with open(card_path) as fh:
+            raw = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise NesscanError(f"model card {card_path} is not valid JSON: {e}") from None
+    if raw.get("format") != CARD_FORMAT:
+        raise NesscanError(f"{card_path} is not a nesscan model card (format {raw.get('format')!r})")
+    card = ModelCard(
+        embedder=raw["embedder"], dimension=int(raw["dimension"]), window=int(raw["window"]),
+        layer=int(raw["layer"]), arch=raw["arch"], hparams=dict(raw.get("hparams", {})),
+        weights_sha256=raw.get("embedder_weights_sha256", ""),
+    )
+    net = build(card)
+    try:
+        state = load_file(weights_path)
+        net.load_state_dict(state)
+    except Exception as e:  # safetensors header errors, shape mismatches
+        raise NesscanError(f"cannot load classifier weights {weights_path}: {str(e).splitlines()[0]}") from None
+    net.eval()
+    return LoadedModel(net, card, raw, path)
+
+
+def check_compatible(model: LoadedModel, meta: dict, source: str) -> None:
+    """Refuse embeddings that were not made by the embedder the model was trained on."""
+    card = model.card
+    problems = []
+    if meta["embedder"] != card.embedder:
+        problems.append(f"embedder {meta['embedder']} != {card.embedder}")
+    if int(meta["dimension"]) != card.dimension:
+        problems.append(f"dimension {meta['dimension']} != {card.dimension}")
+    if int(meta["layer"]) != card.layer:
+        problems.append(f"layer {meta['layer']} != {card.layer}")
+    if card.weights_sha256 and meta.get("weights_sha256") and meta["weights_sha256"] != card.weights_sha256:
+        problems.append("embedder weights checksum differs")
+    if problems:
+        raise NesscanError(
+            f"{source} does not match model {model.path}: {'; '.join(problems)} — embed with --embedder {card.embedder}"
+            + (f" --layer {card.layer}" if card.layer else "")
+        )
+
+
+def logit_to_prob(x):
+    return 1.0 / (1.0 + math.exp(-x))

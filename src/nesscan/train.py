@@ -1,0 +1,446 @@
+"""``nesscan train``: window examples from NES data, cluster-grouped CV, the shipped model.
+
+Examples (window size ``W``, default 20):
+* positives — every window that contains a known NES's hydrophobic core (first to last Φ
+  residue of ``hydrophobic_positions``; the span itself where none are listed);
+* negatives — random windows of CRM1 non-binders and bacterial controls, and windows of the
+  NES-annotated proteins that overlap none of their annotated NES ("other windows of the same
+  proteins": they teach ranking inside a protein, not protein composition);
+* hard negatives (``--phi-mutants``, seed idea) — the positive windows re-embedded after every
+  Φ residue is mutated to alanine.
+
+Splits are by ``cluster`` (mmseqs2 40 % identity) everywhere: the outer k-fold CV uses
+``StratifiedGroupKFold`` (stratified on the group), and early stopping uses a validation set
+of held-out clusters inside each training fold. Early stopping watches validation window
+ROC AUC. Seeds fix numpy, torch and the fold assignment; torch runs deterministic kernels.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+from tqdm import tqdm
+
+from . import __version__
+from . import protein_model
+from .data import Record, data_checksum, load_dataset
+from .embedders import Embedder
+from .model import ModelCard, build, save
+from .window_score import pick_candidates, score_many, window_bounds
+
+log = logging.getLogger("nesscan.train")
+
+
+@dataclass
+class TrainConfig:
+    window: int = 20
+    arch: str = "transformer"
+    hparams: dict = field(default_factory=dict)
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    patience: int = 5
+    seed: int = 0
+    folds: int = 5
+    neg_per_nonbinder: int = 30
+    neg_per_bacterial: int = 5
+    neg_per_annotated: int = 20
+    phi_mutants: bool = True
+    val_fraction: float = 0.15
+
+
+def set_seed(seed: int) -> None:
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+# ----------------------------------------------------------------------------- examples
+
+
+def _core(span) -> tuple[int, int]:
+    if span.phi:
+        return min(span.phi), max(span.phi)
+    return span.start, span.end
+
+
+def _mutant(seq: str, records_spans) -> str:
+    s = list(seq)
+    for sp in records_spans:
+        for p in sp.phi:
+            if 1 <= p <= len(s):
+                s[p - 1] = "A"
+    return "".join(s)
+
+
+@dataclass
+class Examples:
+    X: torch.Tensor  # (N, W, D)
+    y: torch.Tensor  # (N,)
+    protein: list[str]
+
+
+def build_examples(records: list[Record], embs: dict[str, np.ndarray], mutant_embs: dict[str, np.ndarray],
+                   cfg: TrainConfig, rng: np.random.Generator) -> Examples:
+    W = cfg.window
+    xs, ys, prot = [], [], []
+
+    def take(emb, start0, label, pid):
+        xs.append(emb[start0 : start0 + W])
+        ys.append(label)
+        prot.append(pid)
+
+    for r in records:
+        L = len(r.sequence)
+        if L < W:
+            continue
+        emb = embs[r.id]
+        if r.group == "nes_annotated" and r.spans:
+            pos_starts = set()
+            for sp in r.spans:
+                lo, hi = _core(sp)
+                for s in range(max(1, hi - W + 1), min(lo, L - W + 1) + 1):
+                    pos_starts.add(s)
+            for s in sorted(pos_starts):
+                take(emb, s - 1, 1.0, r.id)
+                if cfg.phi_mutants and r.id in mutant_embs:
+                    take(mutant_embs[r.id], s - 1, 0.0, r.id)
+            covered = np.zeros(L + 2, dtype=bool)
+            for sp in r.spans:
+                covered[max(1, sp.start - 3) : min(L, sp.end + 3) + 1] = True
+            free = [s for s in range(1, L - W + 2) if not covered[s : s + W].any()]
+            if free:
+                pick = rng.choice(free, size=min(cfg.neg_per_annotated, len(free)), replace=False)
+                for s in sorted(pick):
+                    take(emb, s - 1, 0.0, r.id)
+        elif r.group in ("crm1_nonbinder", "bacterial_control"):
+            n = cfg.neg_per_nonbinder if r.group == "crm1_nonbinder" else cfg.neg_per_bacterial
+            starts = rng.choice(L - W + 1, size=min(n, L - W + 1), replace=False)
+            for s0 in sorted(starts):
+                take(emb, int(s0), 0.0, r.id)
+    X = torch.as_tensor(np.stack(xs)) if xs else torch.zeros((0, W, 1))
+    return Examples(X, torch.tensor(ys, dtype=torch.float32), prot)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _auc(y, s) -> float:
+    y = np.asarray(y)
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, s))
+
+
+@torch.inference_mode()
+def _predict(net, X: torch.Tensor, batch: int = 4096) -> np.ndarray:
+    net.eval()
+    mask = torch.ones(X.shape[:2], dtype=torch.bool)
+    out = [torch.sigmoid(net(X[i : i + batch], mask[i : i + batch])) for i in range(0, len(X), batch)]
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def fit_classifier(train: Examples, val: Examples | None, dim: int, cfg: TrainConfig, epochs: int | None = None,
+                   progress: bool = False):
+    """Train one classifier; early-stops on ``val`` window AUC, or runs ``epochs`` epochs."""
+    set_seed(cfg.seed)
+    card = ModelCard("?", dim, cfg.window, 0, cfg.arch, dict(cfg.hparams))
+    net = build(card)
+    flat = train.X.reshape(-1, train.X.shape[-1])
+    net.norm_in.mean.copy_(flat.mean(0))
+    net.norm_in.std.copy_(flat.std(0).clamp(min=1e-4))
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n_pos = float(train.y.sum())
+    pos_weight = torch.tensor((len(train.y) - n_pos) / max(n_pos, 1.0))
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    mask_full = torch.ones((cfg.batch_size, cfg.window), dtype=torch.bool)
+    best_auc, best_state, best_epoch, stale = -1.0, None, 0, 0
+    history = []
+    n_epochs = epochs or cfg.epochs
+    for epoch in range(1, n_epochs + 1):
+        net.train()
+        perm = torch.randperm(len(train.y), generator=gen)
+        total = 0.0
+        for i in range(0, len(perm), cfg.batch_size):
+            idx = perm[i : i + cfg.batch_size]
+            logits = net(train.X[idx], mask_full[: len(idx)])
+            loss = loss_fn(logits, train.y[idx])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        rec = {"epoch": epoch, "loss": total / len(perm)}
+        if val is not None and epochs is None:
+            auc = _auc(val.y.numpy(), _predict(net, val.X))
+            rec["val_auc"] = auc
+            if auc > best_auc + 1e-4:
+                best_auc, best_epoch, stale = auc, epoch, 0
+                best_state = {k: v.clone() for k, v in net.state_dict().items()}
+            else:
+                stale += 1
+        history.append(rec)
+        if progress:
+            log.info("epoch %d %s", epoch, json.dumps(rec))
+        if val is not None and epochs is None and stale >= cfg.patience:
+            break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    else:
+        best_epoch = n_epochs
+    net.eval()
+    return net, {"best_epoch": best_epoch, "best_val_auc": best_auc if best_state is not None else None,
+                 "history": history}
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+class _NetModel:
+    """Duck-typed LoadedModel for scoring with an in-memory network."""
+
+    def __init__(self, net, window):
+        self.net, self.window = net, window
+
+
+def protein_outputs(net, window: int, records: list[Record], embs: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Window scores, candidates and protein features for each record."""
+    model = _NetModel(net, window)
+    out = {}
+    ids = [r.id for r in records]
+    for i in range(0, len(ids), 64):
+        chunk = records[i : i + 64]
+        scores = score_many(model, [embs[r.id] for r in chunk])
+        for r, sc in zip(chunk, scores):
+            cands = pick_candidates(sc, len(r.sequence), window, top_k=5)
+            out[r.id] = {
+                "scores": sc,
+                "candidates": cands,
+                "nes_score": float(sc.max()),
+                "features": protein_model.feature_vector(r.sequence, sc, [c.score for c in cands]),
+            }
+    return out
+
+
+def localisation_metrics(records: list[Record], outs: dict[str, dict], window: int) -> dict:
+    """hit@1/hit@5, residue-level AUC and window AUC inside NES-annotated proteins."""
+    hit1 = hit5 = n = 0
+    res_y, res_s, win_y, win_s, res_auc_each = [], [], [], [], []
+    for r in records:
+        if r.group != "nes_annotated" or not r.spans or r.id not in outs:
+            continue
+        o = outs[r.id]
+        L = len(r.sequence)
+        inside = np.zeros(L + 1, dtype=bool)
+        for sp in r.spans:
+            inside[sp.start : sp.end + 1] = True
+
+        def overlaps(c):
+            return inside[c.start : c.end + 1].any()
+
+        n += 1
+        cands = o["candidates"]
+        hit1 += bool(cands and overlaps(cands[0]))
+        hit5 += any(overlaps(c) for c in cands[:5])
+        # residue score: best window covering the residue
+        sc = o["scores"]
+        starts, ends = window_bounds(L, window)
+        rs = np.full(L, -1.0)
+        for k in range(min(window, L)):
+            idx = starts - 1 + k
+            ok = idx < L
+            np.maximum.at(rs, idx[ok], sc[ok])
+        res_y.append(inside[1:].astype(int))
+        res_s.append(rs)
+        if 0 < inside[1:].sum() < L:
+            res_auc_each.append(_auc(inside[1:].astype(int), rs))
+        # windows holding a whole NES core vs windows touching no NES
+        for s, e, v in zip(starts, ends, sc):
+            core = any(s <= _core(sp)[0] and _core(sp)[1] <= e for sp in r.spans)
+            touch = inside[s : e + 1].any()
+            if core:
+                win_y.append(1), win_s.append(v)
+            elif not touch:
+                win_y.append(0), win_s.append(v)
+    if n == 0:
+        return {"n_annotated": 0}
+    return {
+        "n_annotated": n,
+        "hit_at_1": hit1 / n,
+        "hit_at_5": hit5 / n,
+        "residue_auc_pooled": _auc(np.concatenate(res_y), np.concatenate(res_s)),
+        "residue_auc_per_protein_mean": float(np.nanmean(res_auc_each)) if res_auc_each else float("nan"),
+        "window_auc_within_annotated": _auc(win_y, win_s),
+    }
+
+
+def protein_aucs(records: list[Record], score: dict[str, float]) -> dict:
+    def auc(pos_group, neg_group):
+        y, s = [], []
+        for r in records:
+            if r.id in score and r.group in (pos_group, neg_group):
+                y.append(int(r.group == pos_group))
+                s.append(score[r.id])
+        return _auc(y, s)
+
+    return {
+        "T1_annotated_vs_bacterial": auc("nes_annotated", "bacterial_control"),
+        "T2_annotated_vs_nonbinder": auc("nes_annotated", "crm1_nonbinder"),
+        "T3_cargo_vs_nonbinder": auc("crm1_cargo", "crm1_nonbinder"),
+    }
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def embed_records(records: list[Record], embedder: Embedder, progress: bool = True):
+    embs, mut = {}, {}
+    seqs = {r.id: r.sequence for r in records}
+    muts = {r.id: _mutant(r.sequence, r.spans) for r in records if r.group == "nes_annotated" and r.spans}
+    jobs = [(k, s, embs) for k, s in seqs.items()] + [(k, s, mut) for k, s in muts.items()]
+    jobs.sort(key=lambda j: len(j[1]))
+    bar = tqdm(total=len(jobs), desc=f"embed[{embedder.name}]", unit="prot", disable=not progress)
+    step = 64
+    for i in range(0, len(jobs), step):
+        chunk = jobs[i : i + step]
+        for (k, _, target), a in zip(chunk, embedder.embed_batch([j[1] for j in chunk])):
+            target[k] = a
+        bar.update(len(chunk))
+    bar.close()
+    return embs, mut
+
+
+def _split_val(records: list[Record], frac: float, seed: int):
+    rng = np.random.default_rng(seed + 7)
+    clusters = sorted({r.cluster for r in records})
+    rng.shuffle(clusters)
+    n_val = max(1, int(round(frac * len(clusters))))
+    val_c = set(clusters[:n_val])
+    return [r for r in records if r.cluster not in val_c], [r for r in records if r.cluster in val_c]
+
+
+def train_one(records, embs, mut, dim, cfg: TrainConfig, progress=False):
+    rng = np.random.default_rng(cfg.seed)
+    tr, va = _split_val(records, cfg.val_fraction, cfg.seed)
+    ex_tr = build_examples(tr, embs, mut, cfg, rng)
+    ex_va = build_examples(va, embs, mut, cfg, rng)
+    net, info = fit_classifier(ex_tr, ex_va, dim, cfg, progress=progress)
+    info.update({"n_train_windows": len(ex_tr.y), "n_train_positive": int(ex_tr.y.sum()),
+                 "n_val_windows": len(ex_va.y)})
+    return net, info
+
+
+def _summary(values: list[dict]) -> dict:
+    keys = [k for k in values[0] if isinstance(values[0][k], (int, float))]
+    out = {}
+    for k in keys:
+        v = np.array([d[k] for d in values], dtype=float)
+        out[k] = {"mean": float(np.nanmean(v)), "sd": float(np.nanstd(v)), "folds": [float(x) for x in v]}
+    return out
+
+
+def cross_validate(records, embs, mut, dim, cfg: TrainConfig, progress=True) -> dict:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    y_strat = [r.group for r in records]
+    groups = [r.cluster for r in records]
+    skf = StratifiedGroupKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed)
+    oof: dict[str, dict] = {}
+    fold_of: dict[str, int] = {}
+    per_fold, epochs = [], []
+    for k, (tr_idx, te_idx) in enumerate(skf.split(records, y_strat, groups)):
+        t0 = time.time()
+        tr = [records[i] for i in tr_idx]
+        te = [records[i] for i in te_idx]
+        net, info = train_one(tr, embs, mut, dim, cfg)
+        outs = protein_outputs(net, cfg.window, te, embs)
+        for r in te:
+            fold_of[r.id] = k
+        oof.update(outs)
+        m = localisation_metrics(te, outs, cfg.window)
+        m.update(protein_aucs(te, {i: o["nes_score"] for i, o in outs.items()}))
+        m["best_epoch"] = info["best_epoch"]
+        epochs.append(info["best_epoch"])
+        per_fold.append(m)
+        log.info("fold %d/%d (%.0fs): %s", k + 1, cfg.folds, time.time() - t0,
+                 json.dumps({a: round(b, 3) for a, b in m.items() if isinstance(b, float)}))
+    # protein-level models on out-of-fold NES evidence, same folds
+    ids = [r.id for r in records]
+    Xn = np.array([oof[i]["features"] for i in ids])
+    Xc = np.array([protein_model.comp_features(r.sequence) for r in records])
+    y = np.array([r.label for r in records])
+    folds = np.array([fold_of[i] for i in ids])
+    p_comb = np.zeros(len(ids))
+    p_comp = np.zeros(len(ids))
+    for k in range(cfg.folds):
+        tr, te = folds != k, folds == k
+        params = protein_model.fit(Xn[tr], y[tr], seed=cfg.seed)
+        p_comb[te] = protein_model.predict(params, Xn[te])
+        gb = HistGradientBoostingClassifier(random_state=cfg.seed).fit(Xc[tr], y[tr])
+        p_comp[te] = gb.predict_proba(Xc[te])[:, 1]
+    pooled = {
+        "nes_score (window classifier, max over windows)": protein_aucs(records, {i: oof[i]["nes_score"] for i in ids}),
+        "score (protein model: NES evidence + composition + length)": protein_aucs(records, dict(zip(ids, p_comb))),
+        "baseline: composition + length only (gradient boosting, no NES evidence)": protein_aucs(records, dict(zip(ids, p_comp))),
+    }
+    loc = localisation_metrics(records, oof, cfg.window)
+    return {
+        "scheme": f"{cfg.folds}-fold StratifiedGroupKFold by mmseqs2 cluster (stratified on group), seed {cfg.seed}",
+        "per_fold_mean": _summary(per_fold),
+        "pooled_out_of_fold": {"localisation": loc, "protein_level_roc_auc": pooled},
+        "best_epochs": epochs,
+        "_oof_features": Xn,
+        "_labels": y,
+    }
+
+
+def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, cv: bool = True,
+              progress: bool = True) -> dict:
+    set_seed(cfg.seed)
+    torch_threads = torch.get_num_threads()
+    records = load_dataset(data_dir)
+    log.info("%d proteins from %s (%s)", len(records), data_dir,
+             ", ".join(f"{g}: {sum(r.group == g for r in records)}" for g in sorted({r.group for r in records})))
+    embs, mut = embed_records(records, embedder, progress=progress)
+    dim = embedder.dim
+    card_extra = {
+        "nesscan_version": __version__,
+        "training": {
+            "data_sha256": data_checksum(data_dir),
+            "n_proteins": len(records),
+            "n_spans": sum(len(r.spans) for r in records),
+            "config": asdict(cfg),
+            "torch": torch.__version__,
+            "torch_threads": torch_threads,
+        },
+    }
+    metrics = None
+    if cv:
+        metrics = cross_validate(records, embs, mut, dim, cfg, progress=progress)
+        Xn, y = metrics.pop("_oof_features"), metrics.pop("_labels")
+        protein_params = protein_model.fit(Xn, y, seed=cfg.seed)
+    net, info = train_one(records, embs, mut, dim, cfg, progress=progress)
+    if not cv:
+        outs = protein_outputs(net, cfg.window, records, embs)
+        Xn = np.array([outs[r.id]["features"] for r in records])
+        protein_params = protein_model.fit(Xn, np.array([r.label for r in records]), seed=cfg.seed)
+        protein_params["note"] = "fitted on in-sample window scores (trained without --cv)"
+    card_extra["training"]["final"] = {k: v for k, v in info.items() if k != "history"}
+    card_extra["protein_model"] = protein_params
+    if metrics is not None:
+        card_extra["cross_validation"] = metrics
+    card = ModelCard(embedder.name, dim, cfg.window, int(embedder.layer), cfg.arch, dict(cfg.hparams),
+                     weights_sha256=embedder.weights_sha256, extra=card_extra)
+    save(net, card, outdir)
+    log.info("saved model to %s", outdir)
+    return card.to_json()

@@ -1,0 +1,268 @@
+import csv
+import gzip
+import json
+import os
+import random
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from conftest import EXAMPLE, random_protein, run_cli, write_fasta
+from nesscan.embed import run_embed
+from nesscan.embedders import BuiltinEmbedder, get_embedder
+from nesscan.errors import NesscanError
+from nesscan.model import load
+from nesscan.store import EmbeddingReader, EmbeddingWriter, read_meta
+from nesscan.window_score import pick_candidates, score_many, score_windows, window_bounds
+
+
+def _tsv(path):
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+# --------------------------------------------------------------------------- builtin embedder
+
+
+def test_builtin_embedder_shape_and_locality():
+    e = BuiltinEmbedder()
+    a = e.embed("MSNELALKLAGLDINKTEQ")
+    assert a.shape == (19, e.dim) and a.dtype == np.float32
+    # context reaches at most 15 residues: a change 40 residues away leaves residue 0 unchanged
+    s = random_protein(random.Random(1), 80)
+    s2 = s[:60] + ("W" if s[60] != "W" else "A") + s[61:]
+    assert np.array_equal(e.embed(s)[:40], e.embed(s2)[:40])
+    assert not np.array_equal(e.embed(s)[50:70], e.embed(s2)[50:70])
+    # ambiguity codes are handled explicitly
+    x = e.embed("BZUOX")
+    assert np.allclose(x[0, 21:41], (e.embed("D")[0, 21:41] + e.embed("N")[0, 21:41]) / 2)
+    assert np.allclose(x[2, :47], e.embed("C")[0, :47])
+    assert x[4, 20] == 1.0
+
+
+# --------------------------------------------------------------------------- window scoring
+
+
+def test_window_scores_equal_naive_loop(tiny_model):
+    m = load(tiny_model)
+    rng = random.Random(3)
+    e = BuiltinEmbedder()
+    for n in (5, 20, 21, 57):
+        emb = e.embed(random_protein(rng, n))
+        fast = score_windows(m, emb, batch=7)
+        starts, ends = window_bounds(n, m.window)
+        naive = []
+        with torch.no_grad():
+            for s, t in zip(starts, ends):  # the seed's way: one window at a time
+                w = torch.as_tensor(emb[s - 1 : t]).unsqueeze(0)
+                naive.append(float(torch.sigmoid(m.net(w, torch.ones(w.shape[:2], dtype=torch.bool)))))
+        assert len(fast) == max(n - m.window + 1, 1)
+        np.testing.assert_allclose(fast, naive, rtol=1e-5, atol=1e-6)
+    # several proteins at once give the same scores as one at a time
+    embs = [e.embed(random_protein(rng, n)) for n in (30, 8, 45)]
+    for a, b in zip(score_many(m, embs), [score_windows(m, x) for x in embs]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_pick_candidates_non_overlapping_ranked():
+    scores = np.array([0.1, 0.9, 0.95, 0.2, 0.3, 0.8, 0.1, 0.05, 0.85, 0.2])
+    c = pick_candidates(scores, length=10 + 3, window=4, top_k=5)
+    assert [x.rank for x in c] == list(range(1, len(c) + 1))
+    assert c[0].start == 3 and c[0].score == 0.95
+    taken = set()
+    for x in c:
+        span = set(range(x.start, x.end + 1))
+        assert not (span & taken)
+        taken |= span
+    assert all(a.score >= b.score for a, b in zip(c, c[1:]))
+
+
+# --------------------------------------------------------------------------- HDF5 store
+
+
+def test_hdf5_layout_and_resume(tmp_path):
+    rng = random.Random(5)
+    recs = [(f"sp|P{i}|X/Y", random_protein(rng, rng.randint(10, 60))) for i in range(6)]
+    fasta = write_fasta(tmp_path / "a.fasta", recs[:4])
+    out = str(tmp_path / "e.h5")
+    emb = BuiltinEmbedder()
+    r1 = run_embed(fasta, out, emb, progress=False)
+    assert r1 == {"proteins": 4, "embedded": 4, "reused": 0}
+    meta = read_meta(out)
+    assert meta["embedder"] == "builtin" and meta["dimension"] == emb.dim and meta["complete"]
+    with h5py.File(out) as f:
+        ds = f["proteins"]["sp%7CP0%7CX%2FY"]
+        assert ds.attrs["id"] == "sp|P0|X/Y" and ds.shape == (len(recs[0][1]), emb.dim)
+        assert len(ds.attrs["sequence_sha256"]) == 64 and ds.attrs["weights_sha256"] == emb.weights_sha256
+        mtime_payload = ds[()].copy()
+    # resume: same proteins skipped, new ones added, a changed sequence re-embedded
+    changed = (recs[1][0], recs[1][1][::-1])
+    fasta2 = write_fasta(tmp_path / "b.fasta", [recs[0], changed, recs[2], recs[3], recs[4], recs[5]])
+    r2 = run_embed(fasta2, out, emb, progress=False)
+    assert r2 == {"proteins": 6, "embedded": 3, "reused": 3}
+    got = {pid: (seq, a) for pid, seq, a in EmbeddingReader(out)}
+    assert len(got) == 6 and got[changed[0]][0] == changed[1]
+    np.testing.assert_array_equal(got[recs[0][0]][1], mtime_payload)
+    np.testing.assert_allclose(got[changed[0]][1], emb.embed(changed[1]))
+    assert not os.path.exists(out + ".partial")
+
+
+def test_interrupted_embed_leaves_valid_resumable_file(tmp_path, monkeypatch):
+    rng = random.Random(9)
+    recs = [(f"p{i}", random_protein(rng, 30 + i)) for i in range(40)]
+    fasta = write_fasta(tmp_path / "a.fasta", recs)
+    out = str(tmp_path / "e.h5")
+    emb = BuiltinEmbedder()
+    emb.max_batch_tokens = 200  # several batches
+    calls = {"n": 0}
+    real = emb.embed_batch
+
+    def flaky(seqs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(seqs)
+
+    monkeypatch.setattr(emb, "embed_batch", flaky)
+    with pytest.raises(NesscanError, match="interrupted .* re-run resumes"):
+        run_embed(fasta, out, emb, progress=False)
+    meta = read_meta(out)  # a valid HDF5 file, marked incomplete
+    assert not meta["complete"] and 0 < meta["n"] < 40
+    done = meta["n"]
+    monkeypatch.setattr(emb, "embed_batch", real)
+    r = run_embed(fasta, out, emb, progress=False)
+    assert r["reused"] == done and r["embedded"] == 40 - done and read_meta(out)["complete"]
+
+
+def test_embed_refuses_other_embedder_output(tmp_path):
+    fasta = write_fasta(tmp_path / "a.fasta", [("p", "MKLVLLAAGLL")])
+    out = str(tmp_path / "e.h5")
+    run_embed(fasta, out, BuiltinEmbedder(), progress=False)
+
+    class Other(BuiltinEmbedder):
+        pass
+
+    other = Other()
+    other.weights_sha256 = "0" * 64
+    with pytest.raises(NesscanError, match="holds embeddings from builtin"):
+        EmbeddingWriter(out, other.meta())
+    assert read_meta(out)["n"] == 1  # untouched
+
+
+# --------------------------------------------------------------------------- window-score CLI
+
+
+def test_window_score_cli_and_mismatch(tmp_path, tiny_model):
+    rng = random.Random(11)
+    recs = [("a", random_protein(rng, 45)), ("b", random_protein(rng, 12)), ("c/d", random_protein(rng, 80))]
+    fasta = write_fasta(tmp_path / "a.fasta", recs)
+    h5 = tmp_path / "e.h5"
+    r = run_cli("embed", "-i", fasta, "-o", h5)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "w.tsv.gz"
+    r = run_cli("window-score", "-e", h5, "-m", tiny_model, "-o", out)
+    assert r.returncode == 0, r.stderr
+    rows = _tsv(out)
+    assert len(rows) == (45 - 19) + 1 + (80 - 19)
+    summ = {row["id"]: row for row in _tsv(tmp_path / "w.summary.tsv")}
+    assert set(summ) == {"a", "b", "c/d"}
+    for pid, seq in recs:
+        mine = [float(x["score"]) for x in rows if x["id"] == pid]
+        best = max(mine)
+        assert abs(float(summ[pid]["max_score"]) - best) < 1e-6
+        s, e = int(summ[pid]["best_start"]), int(summ[pid]["best_end"])
+        assert summ[pid]["best_sequence"] == seq[s - 1 : e]
+    # a model card that names another embedder/dimension is refused with a clear message
+    bad = tmp_path / "badmodel"
+    bad.mkdir()
+    card = json.load(open(os.path.join(tiny_model, "model.json")))
+    card["embedder"] = "esm2_t6_8M_UR50D"
+    json.dump(card, open(bad / "model.json", "w"))
+    os.link(os.path.join(tiny_model, "model.safetensors"), bad / "model.safetensors")
+    out2 = tmp_path / "w2.tsv"
+    r = run_cli("window-score", "-e", h5, "-m", bad, "-o", out2)
+    assert r.returncode == 2
+    assert "does not match model" in r.stderr and "embedder builtin != esm2_t6_8M_UR50D" in r.stderr
+    assert not out2.exists() and not (tmp_path / "w2.summary.tsv").exists()
+
+
+def test_model_weights_are_safetensors_only(tiny_model, tmp_path):
+    bad = tmp_path / "m"
+    bad.mkdir()
+    (bad / "model.json").write_text(open(os.path.join(tiny_model, "model.json")).read())
+    torch.save({"x": torch.zeros(1)}, bad / "model.safetensors")  # a pickle pretending to be safetensors
+    with pytest.raises(NesscanError, match="cannot load classifier weights"):
+        load(str(bad))
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_training_reproducible_with_seed(tiny_data, tmp_path):
+    from nesscan.train import TrainConfig, run_train
+
+    outs = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        run_train(tiny_data, str(tmp_path / name), BuiltinEmbedder(), TrainConfig(epochs=2, folds=2, seed=seed),
+                  cv=True, progress=False)
+        outs.append((tmp_path / name / "model.safetensors").read_bytes())
+    assert outs[0] == outs[1]
+    assert outs[0] != outs[2]
+    card = json.load(open(tmp_path / "a" / "model.json"))
+    cv = card["cross_validation"]
+    assert "StratifiedGroupKFold" in cv["scheme"]
+    assert 0.0 <= cv["pooled_out_of_fold"]["localisation"]["hit_at_1"] <= 1.0
+    assert card["training"]["data_sha256"] and card["embedder"] == "builtin"
+
+
+def test_cv_folds_never_share_a_cluster(tiny_data):
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from nesscan.data import load_dataset
+
+    recs = load_dataset(tiny_data)
+    skf = StratifiedGroupKFold(n_splits=3, shuffle=True, random_state=0)
+    for tr, te in skf.split(recs, [r.group for r in recs], [r.cluster for r in recs]):
+        assert not ({recs[i].cluster for i in tr} & {recs[i].cluster for i in te})
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def test_predict_on_example(tmp_path):
+    out = tmp_path / "pred"
+    r = run_cli("predict", "-i", EXAMPLE, "-o", out)
+    assert r.returncode == 0, r.stderr
+    prots = _tsv(out / "proteins.tsv")
+    cands = _tsv(out / "candidates.tsv")
+    assert list(prots[0])[:6] == ["id", "length", "score", "nes_score", "best_start", "best_end"]
+    assert {"best_sequence", "n_candidates_ge_0.9"} <= set(prots[0])
+    assert list(cands[0]) == ["id", "rank", "start", "end", "sequence", "score", "high_confidence"]
+    ids = [p["id"] for p in prots]
+    assert ids[0] == "demo_PKIa_NES" and len(ids) == 8  # input order kept
+    for p in prots:
+        assert 0 <= float(p["score"]) <= 1 and 0 <= float(p["nes_score"]) <= 1
+    seqs = {}
+    from nesscan.fasta import read_fasta
+
+    for pr in read_fasta(EXAMPLE):
+        seqs[pr.id] = pr.sequence
+    for c in cands:
+        s, e = int(c["start"]), int(c["end"])
+        assert c["sequence"] == seqs[c["id"]][s - 1 : e]
+        assert c["high_confidence"] == ("yes" if float(c["score"]) >= 0.9 else "no")
+    # the planted NES are found among the top candidates
+    truth = _tsv(os.path.join(os.path.dirname(EXAMPLE), "example_nes.tsv"))
+    found = 0
+    for t in truth:
+        top = [c for c in cands if c["id"] == t["id"] and int(c["rank"]) <= 3]
+        found += any(int(c["start"]) <= int(t["end"]) and int(c["end"]) >= int(t["start"]) for c in top)
+    assert found >= 3, found
+
+
+def test_get_embedder_rejects_weights_for_builtin():
+    with pytest.raises(NesscanError, match="takes no --weights"):
+        get_embedder("builtin", weights="x.pt")
