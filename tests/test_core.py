@@ -208,13 +208,16 @@ def test_training_reproducible_with_seed(tiny_data, tmp_path):
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         run_train(tiny_data, str(tmp_path / name), BuiltinEmbedder(), TrainConfig(epochs=2, folds=2, seed=seed),
                   cv=True, progress=False)
-        outs.append((tmp_path / name / "model.safetensors").read_bytes())
-    assert outs[0] == outs[1]
-    assert outs[0] != outs[2]
+        outs.append([(tmp_path / name / f).read_bytes() for f in ("model.safetensors", "references.safetensors", "model.json")])
+    assert outs[0] == outs[1]  # weights, similarity references and card (incl. CV figures) identical
+    assert outs[0][0] != outs[2][0]
     card = json.load(open(tmp_path / "a" / "model.json"))
     cv = card["cross_validation"]
     assert "StratifiedGroupKFold" in cv["scheme"]
-    assert 0.0 <= cv["pooled_out_of_fold"]["localisation"]["hit_at_1"] <= 1.0
+    comps = cv["pooled_out_of_fold"]["components"]
+    assert set(comps) == {"nn_score", "motif_score", "similarity_score", "fused_score"}
+    assert 0.0 <= comps["fused_score"]["hit_at_1"] <= comps["fused_score"]["hit_at_5"] <= 1.0
+    assert set(card["fusion"]) >= {"motif", "similarity", "fusion"}
     assert card["training"]["data_sha256"] and card["embedder"] == "builtin"
 
 

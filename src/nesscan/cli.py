@@ -59,6 +59,15 @@ def _add_esm(p: argparse.ArgumentParser, with_layer: bool = True) -> None:
                    help="auto = cuda when torch sees a GPU, else cpu; cuda falls back to cpu with a warning (default: auto)")
 
 
+def _add_ranking(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--top-k", type=_positive_int, default=5, help="candidates reported per protein (default: 5)")
+    p.add_argument("--threshold", type=_probability, default=0.9,
+                   help="fused score at which a candidate is flagged high-confidence (default: 0.9)")
+    p.add_argument("--structures", default=None, metavar="DIR",
+                   help="optional folder of structure models named <id>.pdb/.cif or AF-<id>-F1-model_v4.pdb: "
+                        "adds mean relative solvent accessibility (Shrake-Rupley) and pLDDT/B-factor per candidate")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nesscan",
@@ -76,9 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--model", default=None, metavar="DIR|NAME",
                    help="classifier directory (model.json + model.safetensors) or a shipped model name "
                         "(default: nesscan-builtin-v1); its card names the embedder")
-    p.add_argument("--top-k", type=_positive_int, default=5, help="candidates reported per protein (default: 5)")
-    p.add_argument("--threshold", type=_probability, default=0.9,
-                   help="window score at which a candidate is flagged high-confidence (default: 0.9)")
+    _add_ranking(p)
     p.add_argument("--max-length", type=_positive_int, default=DEFAULT_MAX_LENGTH,
                    help=f"refuse proteins longer than this (default: {DEFAULT_MAX_LENGTH})")
     _add_esm(p, with_layer=False)
@@ -110,6 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: OUTPUT with .summary.tsv)")
     _add_common(p)
 
+    p = sub.add_parser("fuse", help="window scores + embeddings -> ranked candidates with Φ residues (+ GFF3)",
+                       description="Fuse the window classifier with consensus motifs and embedding similarity "
+                                   "(weights learned and stored with the model), rank non-overlapping candidates, "
+                                   "annotate their Φ residues and Kosugi class. Writes OUTDIR/proteins.tsv, "
+                                   "OUTDIR/candidates.tsv and OUTDIR/candidates.gff3.")
+    p.add_argument("-w", "--windows", required=True, metavar="TSV[.gz]", help="window scores from 'nesscan window-score'")
+    p.add_argument("-e", "--embeddings", required=True, metavar="H5", help="the embeddings the windows were scored on")
+    p.add_argument("-m", "--model", default=None, metavar="DIR|NAME", help="classifier (default: nesscan-builtin-v1)")
+    p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="output directory (created if missing)")
+    _add_ranking(p)
+    _add_common(p)
+
     p = sub.add_parser("train", help="train a window classifier with cluster-grouped cross-validation",
                        description="Train on data in the ../shared/data layout (proteins.fasta, proteins.tsv, "
                                    "nes_spans.tsv); writes OUTDIR/model.safetensors and OUTDIR/model.json.")
@@ -117,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="model output directory")
     p.add_argument("-e", "--embedder", default="builtin", help=EMBEDDER_HELP)
     p.add_argument("--arch", choices=["transformer", "cnn", "mlp"], default="transformer", help="classifier (default: transformer)")
+    p.add_argument("--compare-archs", default=None, metavar="A,B,...",
+                   help="cross-validate these architectures (e.g. transformer,cnn,mlp) and keep the best "
+                        "(pooled out-of-fold hit@1 of the fused score); the comparison goes into the model card")
     p.add_argument("--window", type=_positive_int, default=20, help="window size in residues (default: 20)")
     p.add_argument("--epochs", type=_positive_int, default=30, help="maximum epochs (default: 30)")
     p.add_argument("--patience", type=_positive_int, default=5, help="early-stopping patience in epochs (default: 5)")
@@ -142,7 +164,8 @@ def run(args) -> int:
         from .predict import run_predict
 
         run_predict(args.input, args.outdir, model=args.model, weights=args.weights, device=args.device,
-                    top_k=args.top_k, threshold=args.threshold, max_length=args.max_length, progress=progress)
+                    top_k=args.top_k, threshold=args.threshold, max_length=args.max_length,
+                    structure_dir=args.structures, progress=progress)
     elif args.command == "embed":
         from .embed import run_embed
         from .embedders import get_embedder
@@ -156,6 +179,12 @@ def run(args) -> int:
         from .window_score import run_window_score
 
         run_window_score(args.embeddings, resolve_model(args.model), args.output, args.summary, progress=progress)
+    elif args.command == "fuse":
+        from .fuse import run_fuse
+        from .predict import resolve_model
+
+        run_fuse(args.windows, args.embeddings, resolve_model(args.model), args.outdir, top_k=args.top_k,
+                 threshold=args.threshold, structure_dir=args.structures, progress=progress)
     elif args.command == "train":
         import torch
 
@@ -169,7 +198,10 @@ def run(args) -> int:
                           patience=args.patience, seed=args.seed, folds=max(args.folds, 2),
                           phi_mutants=not args.no_phi_mutants)
         emb = get_embedder(args.embedder, weights=args.weights, layer=args.layer, device=args.device)
-        run_train(args.data, args.outdir, emb, cfg, cv=args.folds > 0, progress=progress)
+        archs = [a.strip() for a in args.compare_archs.split(",")] if args.compare_archs else None
+        if archs and (args.folds <= 0 or not set(archs) <= {"transformer", "cnn", "mlp"}):
+            raise NesscanError("--compare-archs needs --folds >= 2 and names from transformer, cnn, mlp")
+        run_train(args.data, args.outdir, emb, cfg, cv=args.folds > 0, progress=progress, compare_archs=archs)
     return 0
 
 

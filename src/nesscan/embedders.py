@@ -6,9 +6,11 @@ Every embedder turns a protein sequence into an ``L x D`` float32 matrix. Two fa
   model is trained on. Per residue it concatenates
   one-hot identity (20 + X), the residue's BLOSUM62 row (Biopython's matrix, /4),
   six physico-chemical scales (Kyte-Doolittle hydropathy, charge at pH 7, side-chain volume,
-  Chou-Fasman helix propensity, TOP-IDP disorder propensity, Φ-type residue L/I/V/F/M), and
-  eight local-context features: centred running means of hydropathy, charge, disorder, helix
-  propensity, proline and Φ-type content over 9 and 31 residues. Context never reaches beyond
+  Chou-Fasman helix propensity, TOP-IDP disorder propensity, Φ-type residue L/I/V/F/M),
+  eight local-context features (centred running means of hydropathy, charge, disorder, helix
+  propensity, proline and Φ-type content over 9 and 31 residues) and three consensus-motif
+  tracks (:func:`nesscan.motifs.residue_motif_tracks`: how many strict and A/T-tolerant
+  Kosugi-class matches use the residue as a Φ position, and Wregex coverage). Context never reaches beyond
   ±15 residues and no protein-level quantity (length, global composition) enters, so window
   scores carry local NES evidence, not protein-level confounders.
 * ``esm2_*`` — fair-esm's ESM-2 models (see :mod:`nesscan.esm2`).
@@ -27,6 +29,7 @@ import numpy as np
 
 from .errors import NesscanError
 from .fasta import STANDARD, Protein
+from .motifs import residue_motif_tracks
 
 BUILTIN_NAME = "builtin"
 ESM2_MODELS = {
@@ -149,12 +152,14 @@ class Embedder:
 class BuiltinEmbedder(Embedder):
     """Weight-free per-residue features; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, motif_tracks: bool = True) -> None:
         self.name = BUILTIN_NAME
         self.layer = 0
         self._table = _builtin_table()
-        self.dim = self._table.shape[1] + len(_CONTEXT)
-        spec = json.dumps({"table": self._table.round(6).tolist(), "context": [list(map(str, c)) for c in _CONTEXT]})
+        self.motif_tracks = motif_tracks
+        self.dim = self._table.shape[1] + len(_CONTEXT) + (3 if motif_tracks else 0)
+        spec = json.dumps({"table": self._table.round(6).tolist(), "context": [list(map(str, c)) for c in _CONTEXT],
+                           "motif_tracks": ["kosugi_strict", "kosugi_at", "wregex"] if motif_tracks else []})
         self.weights_sha256 = hashlib.sha256(spec.encode()).hexdigest()
         self.max_batch_tokens = 1 << 20
 
@@ -173,7 +178,10 @@ class BuiltinEmbedder(Embedder):
             else:
                 col = scales[:, key]
             ctx.append(_running_mean(col, width))
-        return np.concatenate([base, np.stack(ctx, axis=1)], axis=1).astype(np.float32)
+        parts = [base, np.stack(ctx, axis=1)]
+        if self.motif_tracks:
+            parts.append(residue_motif_tracks(sequence))
+        return np.concatenate(parts, axis=1).astype(np.float32)
 
     def embed_batch(self, sequences: Sequence[str]) -> list[np.ndarray]:
         return [self.embed(s) for s in sequences]

@@ -20,6 +20,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -129,12 +130,18 @@ def build(card: ModelCard) -> nn.Module:
     return ARCHS[card.arch](card.dimension, card.window, **card.hparams)
 
 
-def save(model: nn.Module, card: ModelCard, outdir: str) -> None:
+def save(model: nn.Module, card: ModelCard, outdir: str, references: dict | None = None) -> None:
+    """Write ``model.safetensors``, ``model.json`` and, for the similarity component,
+    ``references.safetensors`` (reference NES / non-NES window centroids)."""
     os.makedirs(outdir, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp_w = os.path.join(outdir, ".model.safetensors.tmp")
     tmp_j = os.path.join(outdir, ".model.json.tmp")
     save_file(tensors, tmp_w, metadata={"format": CARD_FORMAT})
+    if references is not None:
+        tmp_r = os.path.join(outdir, ".references.safetensors.tmp")
+        save_file({k: torch.as_tensor(np.asarray(v, dtype=np.float32)).contiguous() for k, v in references.items()}, tmp_r)
+        os.replace(tmp_r, os.path.join(outdir, "references.safetensors"))
     with open(tmp_j, "w") as fh:
         json.dump(card.to_json(), fh, indent=2, sort_keys=False)
         fh.write("\n")
@@ -148,6 +155,7 @@ class LoadedModel:
     card: ModelCard
     raw: dict  # the whole model.json
     path: str
+    references: dict | None = None  # similarity centroids (numpy), when shipped
 
     @property
     def window(self) -> int:
@@ -183,7 +191,14 @@ def load(path: str) -> LoadedModel:
     except Exception as e:  # safetensors header errors, shape mismatches
         raise NesscanError(f"cannot load classifier weights {weights_path}: {str(e).splitlines()[0]}") from None
     net.eval()
-    return LoadedModel(net, card, raw, path)
+    refs = None
+    ref_path = os.path.join(path, "references.safetensors")
+    if os.path.exists(ref_path):
+        try:
+            refs = {k: v.numpy().astype(np.float64) for k, v in load_file(ref_path).items()}
+        except Exception as e:
+            raise NesscanError(f"cannot load reference windows {ref_path}: {str(e).splitlines()[0]}") from None
+    return LoadedModel(net, card, raw, path, refs)
 
 
 def check_compatible(model: LoadedModel, meta: dict, source: str) -> None:

@@ -15,26 +15,23 @@ Outputs (TSV, written under temporary names and renamed when complete):
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import sys
 
-import numpy as np
 from tqdm import tqdm
 
-from . import protein_model
+from . import fuse
 from .embedders import get_embedder
 from .errors import NesscanError
 from .fasta import DEFAULT_MAX_LENGTH, iter_fasta, validate_fasta
 from .model import LoadedModel, check_compatible, load
-from .window_score import pick_candidates, score_many
+from .report import ResultWriter, rank_protein
+from .window_score import score_many
 
 log = logging.getLogger("nesscan.predict")
 
 DEFAULT_MODEL = "nesscan-builtin-v1"
-PROTEIN_COLUMNS = ["id", "length", "score", "nes_score", "best_start", "best_end", "best_sequence", "n_candidates_ge_0.9"]
-CANDIDATE_COLUMNS = ["id", "rank", "start", "end", "sequence", "score", "high_confidence"]
 
 
 def model_dirs() -> list[str]:
@@ -61,58 +58,47 @@ def resolve_model(name_or_path: str | None) -> str:
     raise NesscanError(f"model '{name_or_path}' not found (tried the path itself and {', '.join(tried)})")
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.4f}"
-
-
 def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights: str | None = None,
                 device: str = "auto", top_k: int = 5, threshold: float = 0.9,
-                max_length: int = DEFAULT_MAX_LENGTH, progress: bool = True) -> dict:
+                max_length: int = DEFAULT_MAX_LENGTH, structure_dir: str | None = None,
+                progress: bool = True) -> dict:
     summary = validate_fasta(input_fasta, max_length)
+    if structure_dir and not os.path.isdir(structure_dir):
+        raise NesscanError(f"structure directory not found: {structure_dir}")
     m: LoadedModel = load(resolve_model(model))
     card = m.card
     embedder = get_embedder(card.embedder, weights=weights, layer=card.layer or None, device=device)
     check_compatible(m, embedder.meta(), f"embedder {embedder.name}")
-    params = m.raw.get("protein_model")
-    os.makedirs(outdir, exist_ok=True)
-    paths = {k: os.path.join(outdir, f"{k}.tsv") for k in ("proteins", "candidates")}
-    tmp = {k: p + ".partial" for k, p in paths.items()}
     log.info("%d proteins, %d residues; model %s (%s, window %d)", summary.n, summary.residues, m.path, card.embedder, card.window)
-    n_flagged = 0
-    try:
-        with open(tmp["proteins"], "w", newline="") as fp, open(tmp["candidates"], "w", newline="") as fc:
-            wp = csv.writer(fp, delimiter="\t", lineterminator="\n")
-            wc = csv.writer(fc, delimiter="\t", lineterminator="\n")
-            wp.writerow(PROTEIN_COLUMNS[:-1] + [f"n_candidates_ge_{threshold:g}"])
-            wc.writerow(CANDIDATE_COLUMNS)
-            bar = tqdm(total=summary.residues, unit="res", desc="predict", disable=not progress)
-            # keep input order in the tables: batches are formed over consecutive proteins
-            for batch in _consecutive_batches(iter_fasta(input_fasta, max_length), embedder.max_batch_tokens):
-                embs = embedder.embed_batch([p.sequence for p in batch])
-                scores = score_many(m, embs)
-                for p, sc in zip(batch, scores):
-                    cands = pick_candidates(sc, len(p), card.window, top_k=top_k)
-                    best = cands[0]
-                    feats = protein_model.feature_vector(p.sequence, sc, [c.score for c in cands])
-                    prob = float(protein_model.predict(params, feats)[0]) if params else best.score
-                    n_hi = len(pick_candidates(sc, len(p), card.window, top_k=len(sc), min_score=threshold))
-                    wp.writerow([p.id, len(p), _fmt(prob), _fmt(best.score), best.start, best.end,
-                                 p.sequence[best.start - 1 : best.end], n_hi])
-                    for c in cands:
-                        hi = c.score >= threshold
-                        n_flagged += hi
-                        wc.writerow([p.id, c.rank, c.start, c.end, p.sequence[c.start - 1 : c.end], _fmt(c.score),
-                                     "yes" if hi else "no"])
-                bar.update(sum(len(p) for p in batch))
-            bar.close()
-        for k in paths:
-            os.replace(tmp[k], paths[k])
-    finally:
-        for t in tmp.values():
-            if os.path.exists(t):
-                os.remove(t)
-    log.info("wrote %s and %s (%d candidates >= %.2f)", paths["proteins"], paths["candidates"], n_flagged, threshold)
-    return {"proteins": summary.n, "high_confidence_candidates": n_flagged, **paths}
+    with ResultWriter(outdir, threshold) as out:
+        bar = tqdm(total=summary.residues, unit="res", desc="predict", disable=not progress)
+        # batches over consecutive proteins keep the input order in the tables
+        for batch in _consecutive_batches(iter_fasta(input_fasta, max_length), embedder.max_batch_tokens):
+            embs = embedder.embed_batch([p.sequence for p in batch])
+            for p, emb, nn in zip(batch, embs, score_many(m, embs)):
+                out.add(score_and_rank(m, p.id, p.sequence, emb, nn, top_k, threshold, structure_dir), len(p))
+            bar.update(sum(len(p) for p in batch))
+        bar.close()
+    log.info("wrote %s (%d candidates >= %.2f)", ", ".join(out.paths.values()), out.n_high, threshold)
+    return {"proteins": summary.n, "high_confidence_candidates": out.n_high, **out.paths}
+
+
+def score_and_rank(m: LoadedModel, pid: str, seq: str, emb, nn, top_k: int, threshold: float,
+                   structure_dir: str | None = None):
+    """Fuse the classifier's window scores with motifs and similarity, then rank candidates."""
+    params = m.raw.get("fusion")
+    if params and m.references is not None:
+        comps = fuse.fuse_protein(seq, emb, nn, m.window, params, m.references)
+    else:
+        comps = {"nn_score": nn}
+    rsa = plddt = None
+    if structure_dir:
+        path = fuse.find_structure(structure_dir, pid)
+        if path:
+            rsa, plddt = fuse.structure_tracks(path, seq)
+        else:
+            log.warning("no structure for %s in %s", pid, structure_dir)
+    return rank_protein(pid, seq, m.window, comps, m.raw.get("protein_model"), top_k, threshold, rsa, plddt)
 
 
 def _consecutive_batches(proteins, max_tokens: int):

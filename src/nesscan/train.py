@@ -29,7 +29,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from . import __version__
-from . import protein_model
+from . import fuse, protein_model
 from .data import Record, data_checksum, load_dataset
 from .embedders import Embedder
 from .model import ModelCard, build, save
@@ -86,48 +86,51 @@ class Examples:
     X: torch.Tensor  # (N, W, D)
     y: torch.Tensor  # (N,)
     protein: list[str]
+    start0: list[int]
+    mutant: np.ndarray  # bool
 
 
-def build_examples(records: list[Record], embs: dict[str, np.ndarray], mutant_embs: dict[str, np.ndarray],
-                   cfg: TrainConfig, rng: np.random.Generator) -> Examples:
+def example_windows(records: list[Record], cfg: TrainConfig, rng: np.random.Generator,
+                    mutants: bool) -> list[tuple[str, int, float, bool]]:
+    """(protein id, 0-based window start, label, from the Φ->A mutant) for every example."""
     W = cfg.window
-    xs, ys, prot = [], [], []
-
-    def take(emb, start0, label, pid):
-        xs.append(emb[start0 : start0 + W])
-        ys.append(label)
-        prot.append(pid)
-
+    out = []
     for r in records:
         L = len(r.sequence)
         if L < W:
             continue
-        emb = embs[r.id]
         if r.group == "nes_annotated" and r.spans:
             pos_starts = set()
             for sp in r.spans:
                 lo, hi = _core(sp)
-                for s in range(max(1, hi - W + 1), min(lo, L - W + 1) + 1):
-                    pos_starts.add(s)
+                pos_starts.update(range(max(1, hi - W + 1), min(lo, L - W + 1) + 1))
             for s in sorted(pos_starts):
-                take(emb, s - 1, 1.0, r.id)
-                if cfg.phi_mutants and r.id in mutant_embs:
-                    take(mutant_embs[r.id], s - 1, 0.0, r.id)
+                out.append((r.id, s - 1, 1.0, False))
+                if mutants:
+                    out.append((r.id, s - 1, 0.0, True))
             covered = np.zeros(L + 2, dtype=bool)
             for sp in r.spans:
                 covered[max(1, sp.start - 3) : min(L, sp.end + 3) + 1] = True
             free = [s for s in range(1, L - W + 2) if not covered[s : s + W].any()]
             if free:
                 pick = rng.choice(free, size=min(cfg.neg_per_annotated, len(free)), replace=False)
-                for s in sorted(pick):
-                    take(emb, s - 1, 0.0, r.id)
+                out.extend((r.id, int(s) - 1, 0.0, False) for s in sorted(pick))
         elif r.group in ("crm1_nonbinder", "bacterial_control"):
             n = cfg.neg_per_nonbinder if r.group == "crm1_nonbinder" else cfg.neg_per_bacterial
             starts = rng.choice(L - W + 1, size=min(n, L - W + 1), replace=False)
-            for s0 in sorted(starts):
-                take(emb, int(s0), 0.0, r.id)
+            out.extend((r.id, int(s0), 0.0, False) for s0 in sorted(starts))
+    return out
+
+
+def build_examples(records: list[Record], embs: dict[str, np.ndarray], mutant_embs: dict[str, np.ndarray],
+                   cfg: TrainConfig, rng: np.random.Generator) -> Examples:
+    ex = example_windows(records, cfg, rng, mutants=cfg.phi_mutants)
+    ex = [e for e in ex if not e[3] or e[0] in mutant_embs]
+    W = cfg.window
+    xs = [(mutant_embs if m else embs)[pid][s0 : s0 + W] for pid, s0, _, m in ex]
     X = torch.as_tensor(np.stack(xs)) if xs else torch.zeros((0, W, 1))
-    return Examples(X, torch.tensor(ys, dtype=torch.float32), prot)
+    return Examples(X, torch.tensor([e[2] for e in ex], dtype=torch.float32), [e[0] for e in ex], [e[1] for e in ex],
+                    np.array([e[3] for e in ex], dtype=bool))
 
 
 # ----------------------------------------------------------------------------- training
@@ -212,47 +215,39 @@ class _NetModel:
         self.net, self.window = net, window
 
 
-def protein_outputs(net, window: int, records: list[Record], embs: dict[str, np.ndarray]) -> dict[str, dict]:
-    """Window scores, candidates and protein features for each record."""
+def protein_outputs(net, window: int, records: list[Record], embs: dict[str, np.ndarray], refs: dict) -> dict[str, dict]:
+    """Per record: classifier scores of every window, motif features, raw similarity."""
     model = _NetModel(net, window)
     out = {}
-    ids = [r.id for r in records]
-    for i in range(0, len(ids), 64):
+    for i in range(0, len(records), 64):
         chunk = records[i : i + 64]
         scores = score_many(model, [embs[r.id] for r in chunk])
         for r, sc in zip(chunk, scores):
-            cands = pick_candidates(sc, len(r.sequence), window, top_k=5)
             out[r.id] = {
-                "scores": sc,
-                "candidates": cands,
-                "nes_score": float(sc.max()),
-                "features": protein_model.feature_vector(r.sequence, sc, [c.score for c in cands]),
+                "nn": sc,
+                "mf": fuse.window_motif_features(r.sequence, window),
+                "sr": fuse.similarity_raw(fuse.pooled_windows(embs[r.id], window), refs),
             }
     return out
 
 
-def localisation_metrics(records: list[Record], outs: dict[str, dict], window: int) -> dict:
-    """hit@1/hit@5, residue-level AUC and window AUC inside NES-annotated proteins."""
+def localisation_metrics(records: list[Record], scores: dict[str, np.ndarray], window: int) -> dict:
+    """hit@1/hit@5 of greedy candidates, residue-level AUC and window AUC inside NES-annotated
+    proteins, for one per-window score array per protein."""
     hit1 = hit5 = n = 0
     res_y, res_s, win_y, win_s, res_auc_each = [], [], [], [], []
     for r in records:
-        if r.group != "nes_annotated" or not r.spans or r.id not in outs:
+        if r.group != "nes_annotated" or not r.spans or r.id not in scores:
             continue
-        o = outs[r.id]
+        sc = scores[r.id]
         L = len(r.sequence)
         inside = np.zeros(L + 1, dtype=bool)
         for sp in r.spans:
             inside[sp.start : sp.end + 1] = True
-
-        def overlaps(c):
-            return inside[c.start : c.end + 1].any()
-
+        cands = pick_candidates(sc, L, window, top_k=5)
         n += 1
-        cands = o["candidates"]
-        hit1 += bool(cands and overlaps(cands[0]))
-        hit5 += any(overlaps(c) for c in cands[:5])
-        # residue score: best window covering the residue
-        sc = o["scores"]
+        hit1 += bool(cands and inside[cands[0].start : cands[0].end + 1].any())
+        hit5 += any(inside[c.start : c.end + 1].any() for c in cands)
         starts, ends = window_bounds(L, window)
         rs = np.full(L, -1.0)
         for k in range(min(window, L)):
@@ -263,13 +258,11 @@ def localisation_metrics(records: list[Record], outs: dict[str, dict], window: i
         res_s.append(rs)
         if 0 < inside[1:].sum() < L:
             res_auc_each.append(_auc(inside[1:].astype(int), rs))
-        # windows holding a whole NES core vs windows touching no NES
+        cores = [_core(sp) for sp in r.spans]
         for s, e, v in zip(starts, ends, sc):
-            core = any(s <= _core(sp)[0] and _core(sp)[1] <= e for sp in r.spans)
-            touch = inside[s : e + 1].any()
-            if core:
+            if any(s <= lo and hi <= e for lo, hi in cores):
                 win_y.append(1), win_s.append(v)
-            elif not touch:
+            elif not inside[s : e + 1].any():
                 win_y.append(0), win_s.append(v)
     if n == 0:
         return {"n_annotated": 0}
@@ -329,6 +322,7 @@ def _split_val(records: list[Record], frac: float, seed: int):
 
 
 def train_one(records, embs, mut, dim, cfg: TrainConfig, progress=False):
+    """Classifier (early-stopped on held-out clusters) and similarity references."""
     rng = np.random.default_rng(cfg.seed)
     tr, va = _split_val(records, cfg.val_fraction, cfg.seed)
     ex_tr = build_examples(tr, embs, mut, cfg, rng)
@@ -336,7 +330,12 @@ def train_one(records, embs, mut, dim, cfg: TrainConfig, progress=False):
     net, info = fit_classifier(ex_tr, ex_va, dim, cfg, progress=progress)
     info.update({"n_train_windows": len(ex_tr.y), "n_train_positive": int(ex_tr.y.sum()),
                  "n_val_windows": len(ex_va.y)})
-    return net, info
+    # reference windows for the similarity component: training positives vs real negatives
+    # (Φ mutants excluded: they are near-copies of the positives)
+    pooled = ex_tr.X.numpy().mean(1).astype(np.float64)
+    ypos = ex_tr.y.numpy() == 1
+    refs = fuse.fit_centroids(pooled[ypos], pooled[~ypos & ~ex_tr.mutant], seed=cfg.seed)
+    return net, info, refs
 
 
 def _summary(values: list[dict]) -> dict:
@@ -348,64 +347,103 @@ def _summary(values: list[dict]) -> dict:
     return out
 
 
+def _fusion_examples(records, outs, cfg):
+    """Window examples (no mutants) with their out-of-fold component inputs."""
+    ex = example_windows(records, cfg, np.random.default_rng(cfg.seed + 1), mutants=False)
+    nn = np.array([outs[p]["nn"][s] for p, s, _, _ in ex])
+    mf = np.array([outs[p]["mf"][s] for p, s, _, _ in ex])
+    sr = np.array([outs[p]["sr"][s] for p, s, _, _ in ex])
+    y = np.array([lab for _, _, lab, _ in ex])
+    return [p for p, _, _, _ in ex], nn, mf, sr, y
+
+
+def _component_arrays(params, outs, ids):
+    return {i: fuse.component_scores(params, outs[i]["nn"], outs[i]["mf"], outs[i]["sr"]) for i in ids}
+
+
 def cross_validate(records, embs, mut, dim, cfg: TrainConfig, progress=True) -> dict:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import StratifiedGroupKFold
 
-    y_strat = [r.group for r in records]
-    groups = [r.cluster for r in records]
     skf = StratifiedGroupKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed)
     oof: dict[str, dict] = {}
     fold_of: dict[str, int] = {}
     per_fold, epochs = [], []
-    for k, (tr_idx, te_idx) in enumerate(skf.split(records, y_strat, groups)):
+    for k, (tr_idx, te_idx) in enumerate(skf.split(records, [r.group for r in records], [r.cluster for r in records])):
         t0 = time.time()
         tr = [records[i] for i in tr_idx]
         te = [records[i] for i in te_idx]
-        net, info = train_one(tr, embs, mut, dim, cfg)
-        outs = protein_outputs(net, cfg.window, te, embs)
-        for r in te:
-            fold_of[r.id] = k
+        net, info, refs = train_one(tr, embs, mut, dim, cfg)
+        outs = protein_outputs(net, cfg.window, te, embs, refs)
+        fold_of.update({r.id: k for r in te})
         oof.update(outs)
-        m = localisation_metrics(te, outs, cfg.window)
-        m.update(protein_aucs(te, {i: o["nes_score"] for i, o in outs.items()}))
+        m = localisation_metrics(te, {i: o["nn"] for i, o in outs.items()}, cfg.window)
+        m.update(protein_aucs(te, {i: float(o["nn"].max()) for i, o in outs.items()}))
         m["best_epoch"] = info["best_epoch"]
         epochs.append(info["best_epoch"])
         per_fold.append(m)
-        log.info("fold %d/%d (%.0fs): %s", k + 1, cfg.folds, time.time() - t0,
+        log.info("fold %d/%d (%.0fs, classifier alone): %s", k + 1, cfg.folds, time.time() - t0,
                  json.dumps({a: round(b, 3) for a, b in m.items() if isinstance(b, float)}))
-    # protein-level models on out-of-fold NES evidence, same folds
     ids = [r.id for r in records]
-    Xn = np.array([oof[i]["features"] for i in ids])
-    Xc = np.array([protein_model.comp_features(r.sequence) for r in records])
-    y = np.array([r.label for r in records])
     folds = np.array([fold_of[i] for i in ids])
-    p_comb = np.zeros(len(ids))
-    p_comp = np.zeros(len(ids))
+    # fusion weights: learned on the other folds' out-of-fold windows, applied to this fold
+    ex_ids, nn, mf, sr, y = _fusion_examples(records, oof, cfg)
+    ex_fold = np.array([fold_of[i] for i in ex_ids])
+    comps: dict[str, dict] = {}
+    for k in range(cfg.folds):
+        params = fuse.fit_fusion(nn[ex_fold != k], mf[ex_fold != k], sr[ex_fold != k], y[ex_fold != k], seed=cfg.seed)
+        comps.update(_component_arrays(params, oof, [i for i, f in zip(ids, folds) if f == k]))
+    components = {}
+    for name in ("nn_score", "motif_score", "similarity_score", "fused_score"):
+        arrays = {i: c[name] for i, c in comps.items()}
+        loc = localisation_metrics(records, arrays, cfg.window)
+        loc.update(protein_aucs(records, {i: float(a.max()) for i, a in arrays.items()}))
+        components[name] = loc
+    # protein level on the fused NES evidence, same folds
+    Xn = np.array([protein_model.feature_vector(
+        r.sequence, comps[r.id]["fused_score"],
+        [c.score for c in pick_candidates(comps[r.id]["fused_score"], len(r.sequence), cfg.window, top_k=2)])
+        for r in records])
+    Xc = np.array([protein_model.comp_features(r.sequence) for r in records])
+    lab = np.array([r.label for r in records])
+    p_comb, p_comp = np.zeros(len(ids)), np.zeros(len(ids))
     for k in range(cfg.folds):
         tr, te = folds != k, folds == k
-        params = protein_model.fit(Xn[tr], y[tr], seed=cfg.seed)
-        p_comb[te] = protein_model.predict(params, Xn[te])
-        gb = HistGradientBoostingClassifier(random_state=cfg.seed).fit(Xc[tr], y[tr])
+        p_comb[te] = protein_model.predict(protein_model.fit(Xn[tr], lab[tr], seed=cfg.seed), Xn[te])
+        gb = HistGradientBoostingClassifier(random_state=cfg.seed).fit(Xc[tr], lab[tr])
         p_comp[te] = gb.predict_proba(Xc[te])[:, 1]
-    pooled = {
-        "nes_score (window classifier, max over windows)": protein_aucs(records, {i: oof[i]["nes_score"] for i in ids}),
+    protein_level = {
+        "nes_score (fused NES evidence, max over windows)": protein_aucs(records, {i: float(comps[i]["fused_score"].max()) for i in ids}),
+        "nn_score alone (window classifier, max over windows)": protein_aucs(records, {i: float(oof[i]["nn"].max()) for i in ids}),
         "score (protein model: NES evidence + composition + length)": protein_aucs(records, dict(zip(ids, p_comb))),
         "baseline: composition + length only (gradient boosting, no NES evidence)": protein_aucs(records, dict(zip(ids, p_comp))),
     }
-    loc = localisation_metrics(records, oof, cfg.window)
     return {
-        "scheme": f"{cfg.folds}-fold StratifiedGroupKFold by mmseqs2 cluster (stratified on group), seed {cfg.seed}",
-        "per_fold_mean": _summary(per_fold),
-        "pooled_out_of_fold": {"localisation": loc, "protein_level_roc_auc": pooled},
+        "scheme": f"{cfg.folds}-fold StratifiedGroupKFold by mmseqs2 cluster (stratified on group), seed {cfg.seed}; "
+                  "fusion and protein-level weights learned on the other folds' out-of-fold scores",
+        "classifier_per_fold": _summary(per_fold),
+        "pooled_out_of_fold": {"components": components, "protein_level_roc_auc": protein_level},
         "best_epochs": epochs,
-        "_oof_features": Xn,
-        "_labels": y,
+        "_fusion_data": (nn, mf, sr, y),
+        "_protein_data": (Xn, lab),
+    }
+
+
+def _arch_summary(metrics: dict) -> dict:
+    comps = metrics["pooled_out_of_fold"]["components"]
+    return {
+        "classifier_hit_at_1": comps["nn_score"]["hit_at_1"],
+        "classifier_hit_at_5": comps["nn_score"]["hit_at_5"],
+        "classifier_window_auc_within_annotated": comps["nn_score"]["window_auc_within_annotated"],
+        "classifier_T2": comps["nn_score"]["T2_annotated_vs_nonbinder"],
+        "fused_hit_at_1": comps["fused_score"]["hit_at_1"],
+        "fused_hit_at_5": comps["fused_score"]["hit_at_5"],
+        "fused_window_auc_within_annotated": comps["fused_score"]["window_auc_within_annotated"],
     }
 
 
 def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, cv: bool = True,
-              progress: bool = True) -> dict:
+              progress: bool = True, compare_archs: list[str] | None = None) -> dict:
     set_seed(cfg.seed)
     torch_threads = torch.get_num_threads()
     records = load_dataset(data_dir)
@@ -425,22 +463,49 @@ def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, 
         },
     }
     metrics = None
-    if cv:
+    if cv and compare_archs:
+        from dataclasses import replace
+
+        results = {}
+        for arch in compare_archs:
+            log.info("cross-validating the %s classifier", arch)
+            results[arch] = cross_validate(records, embs, mut, dim, replace(cfg, arch=arch), progress=progress)
+        table = {a: _arch_summary(m) for a, m in results.items()}
+        best = max(table, key=lambda a: (round(table[a]["fused_hit_at_1"], 6), table[a]["classifier_window_auc_within_annotated"]))
+        log.info("architecture comparison: %s -> %s", json.dumps(table), best)
+        cfg = replace(cfg, arch=best)
+        card_extra["training"]["config"] = asdict(cfg)
+        card_extra["architecture_comparison"] = {
+            "selected": best, "rule": "highest pooled out-of-fold hit@1 of the fused score, then classifier window AUC",
+            "results": table}
+        metrics = results[best]
+        fusion_data, protein_data = metrics.pop("_fusion_data"), metrics.pop("_protein_data")
+    elif cv:
         metrics = cross_validate(records, embs, mut, dim, cfg, progress=progress)
-        Xn, y = metrics.pop("_oof_features"), metrics.pop("_labels")
-        protein_params = protein_model.fit(Xn, y, seed=cfg.seed)
-    net, info = train_one(records, embs, mut, dim, cfg, progress=progress)
+        fusion_data, protein_data = metrics.pop("_fusion_data"), metrics.pop("_protein_data")
+    net, info, refs = train_one(records, embs, mut, dim, cfg, progress=progress)
+    if not cv:  # no out-of-fold scores: fit the fusion and protein model in-sample (flagged in the card)
+        outs = protein_outputs(net, cfg.window, records, embs, refs)
+        _, nn, mf, sr, y = _fusion_examples(records, outs, cfg)
+        fusion_data = (nn, mf, sr, y)
+        params = fuse.fit_fusion(nn, mf, sr, y, seed=cfg.seed)
+        comps = _component_arrays(params, outs, [r.id for r in records])
+        Xn = np.array([protein_model.feature_vector(
+            r.sequence, comps[r.id]["fused_score"],
+            [c.score for c in pick_candidates(comps[r.id]["fused_score"], len(r.sequence), cfg.window, top_k=2)])
+            for r in records])
+        protein_data = (Xn, np.array([r.label for r in records]))
+    fusion_params = fuse.fit_fusion(*fusion_data, seed=cfg.seed)
+    protein_params = protein_model.fit(*protein_data, seed=cfg.seed)
     if not cv:
-        outs = protein_outputs(net, cfg.window, records, embs)
-        Xn = np.array([outs[r.id]["features"] for r in records])
-        protein_params = protein_model.fit(Xn, np.array([r.label for r in records]), seed=cfg.seed)
-        protein_params["note"] = "fitted on in-sample window scores (trained without --cv)"
+        fusion_params["note"] = protein_params["note"] = "fitted on in-sample scores (trained without cross-validation)"
     card_extra["training"]["final"] = {k: v for k, v in info.items() if k != "history"}
+    card_extra["fusion"] = fusion_params
     card_extra["protein_model"] = protein_params
     if metrics is not None:
         card_extra["cross_validation"] = metrics
     card = ModelCard(embedder.name, dim, cfg.window, int(embedder.layer), cfg.arch, dict(cfg.hparams),
                      weights_sha256=embedder.weights_sha256, extra=card_extra)
-    save(net, card, outdir)
+    save(net, card, outdir, references=refs)
     log.info("saved model to %s", outdir)
     return card.to_json()

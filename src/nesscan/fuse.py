@@ -1,0 +1,343 @@
+"""``nesscan fuse``: window classifier + consensus motifs + embedding similarity (+ structure).
+
+For every window of a protein, three component scores in [0, 1]:
+
+* ``nn_score`` — the window classifier (:mod:`nesscan.window_score`);
+* ``motif_score`` — a logistic regression over consensus-motif features of the window: a
+  strict Kosugi match (classes 1a–1d, 2, 3 and their reverse forms) lies wholly inside it, an
+  A/T-tolerant match (A/T at Φ1/Φ2), a Φ0 extension (PKI/Rev type), a Wregex match, prolines
+  inside the best match (penalty) and acidic residues flanking it;
+* ``similarity_score`` — similarity of the window's mean embedding to reference NES windows
+  versus reference non-NES windows (k-means centroids of the training windows, stored with the
+  model): ``max cos(NES centroids) - max cos(non-NES centroids)`` through a fitted logistic link.
+
+``fused_score`` is a logistic regression over the three components' logits. Every weight is
+learned by ``nesscan train`` on out-of-fold classifier scores (cluster-grouped CV) and stored in
+``model.json``; nothing is hand-set. Candidates are then picked on ``fused_score``.
+
+Each candidate also gets its **Φ residues** (the positions that sit in CRM1 pockets P0–P4) and
+Kosugi class, derived from the consensus matches inside the window (:func:`annotate_phi`).
+
+Optional structure (``--structure``, a PDB/mmCIF file per protein, e.g. AlphaFold models):
+relative solvent accessibility from Biopython's Shrake–Rupley and pLDDT from the B-factor
+column are reported per candidate (mean over the window). They are not part of the learned
+fusion: the training data carry no structures, so any weight would be a guess. A buried
+candidate (mean RSA < 0.25) is marked in ``accessibility`` for the user to judge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .motifs import CLASSES, PHI, kosugi_matches, wregex_matches
+
+MOTIF_FEATURES = ["strict", "at_tolerant", "phi0", "wregex", "prolines_in_core", "acidic_flank"]
+# class preference when several consensus matches share a window: the NESdb/ValidNES class
+# frequencies reported by Kosugi et al. 2008 and Xu et al. 2012 (1a most common)
+CLASS_PRIOR = {"1a": 6, "3": 5, "1c": 4, "2": 3, "1aR": 3, "1b": 2, "1d": 2,
+               "1bR": 1, "1cR": 1, "1dR": 1, "2R": 1, "3R": 1}
+
+
+def _logit(p):
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+
+
+def n_windows(L: int, W: int) -> int:
+    return max(L - W + 1, 1)
+
+
+def _window_range(start: int, end: int, L: int, W: int) -> tuple[int, int]:
+    """0-based window starts whose window [s, s+W) wholly contains [start, end]."""
+    nW = n_windows(L, W)
+    if L < W:
+        return 0, 0
+    return max(0, end - W + 1), min(start, nW - 1)
+
+
+def window_motif_features(seq: str, W: int) -> np.ndarray:
+    """(n_windows, 6) motif features, see :data:`MOTIF_FEATURES`."""
+    L = len(seq)
+    nW = n_windows(L, W)
+    feats = np.zeros((nW, len(MOTIF_FEATURES)))
+    best_quality = np.full(nW, -1.0)
+    for tolerant in (False, True):
+        for m in kosugi_matches(seq, at_tolerant=tolerant):
+            a, b = _window_range(m.start, m.end, L, W)
+            if a > b:
+                continue
+            col = 1 if tolerant else 0
+            feats[a : b + 1, col] = 1.0
+            if "+phi0" in m.motif_class:
+                feats[a : b + 1, 2] = 1.0
+            core = seq[m.start : m.end + 1]
+            q = (0.0 if tolerant else 2.0) + ("+phi0" in m.motif_class) - core.count("P")
+            upd = np.arange(a, b + 1)
+            better = q > best_quality[upd]
+            upd = upd[better]
+            best_quality[upd] = q
+            feats[upd, 4] = core.count("P")
+            flank = seq[max(0, m.start - 3) : m.start] + seq[m.end + 1 : m.end + 4]
+            feats[upd, 5] = sum(c in "DE" for c in flank)
+    for s, e in wregex_matches(seq):
+        a, b = _window_range(s, e, L, W)
+        if a <= b:
+            feats[a : b + 1, 3] = 1.0
+    return feats
+
+
+def pooled_windows(emb: np.ndarray, W: int) -> np.ndarray:
+    """Mean embedding of every window (n_windows, D), via cumulative sums."""
+    L = emb.shape[0]
+    if L < W:
+        return emb.mean(0, keepdims=True).astype(np.float64)
+    c = np.concatenate([np.zeros((1, emb.shape[1])), np.cumsum(emb, axis=0, dtype=np.float64)])
+    return (c[W:] - c[:-W]) / W
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-9)
+
+
+def similarity_raw(pooled: np.ndarray, centroids: dict) -> np.ndarray:
+    """max cosine to NES centroids minus max cosine to non-NES centroids (after standardising)."""
+    z = _unit((pooled - centroids["mean"]) / centroids["std"])
+    pos = z @ _unit(centroids["nes"]).T
+    neg = z @ _unit(centroids["non_nes"]).T
+    return pos.max(1) - neg.max(1)
+
+
+def fit_centroids(pos: np.ndarray, neg: np.ndarray, k: int = 32, seed: int = 0) -> dict:
+    from sklearn.cluster import KMeans
+
+    allx = np.concatenate([pos, neg])
+    mean, std = allx.mean(0), allx.std(0)
+    std[std < 1e-6] = 1.0
+    out = {"mean": mean, "std": std}
+    for name, x in (("nes", pos), ("non_nes", neg)):
+        z = (x - mean) / std
+        kk = min(k, len(z))
+        km = KMeans(n_clusters=kk, n_init=3, random_state=seed).fit(z)
+        out[name] = km.cluster_centers_ * std + mean
+    return out
+
+
+def _lr_fit(X, y, seed=0, C=1.0):
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.asarray(X, dtype=np.float64)
+    mean, std = X.mean(0), X.std(0)
+    std[std == 0] = 1.0
+    lr = LogisticRegression(C=C, max_iter=5000, random_state=seed, class_weight="balanced")
+    lr.fit((X - mean) / std, y)
+    return {"mean": mean.tolist(), "std": std.tolist(), "coef": lr.coef_[0].tolist(), "intercept": float(lr.intercept_[0])}
+
+
+def _lr_apply(p, X):
+    X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    return _sigmoid(((X - np.array(p["mean"])) / np.array(p["std"])) @ np.array(p["coef"]) + p["intercept"])
+
+
+def fit_fusion(nn: np.ndarray, motif_feats: np.ndarray, sim_raw: np.ndarray, y: np.ndarray, seed: int = 0) -> dict:
+    """Learn the motif score, the similarity link and the fusion from window examples."""
+    motif = _lr_fit(motif_feats, y, seed)
+    sim = _lr_fit(sim_raw.reshape(-1, 1), y, seed)
+    comps = np.stack([_logit(nn), _logit(_lr_apply(motif, motif_feats)), _logit(_lr_apply(sim, sim_raw.reshape(-1, 1)))], 1)
+    fusion = _lr_fit(comps, y, seed)
+    return {"motif_features": MOTIF_FEATURES, "motif": motif, "similarity": sim,
+            "fusion_inputs": ["logit nn_score", "logit motif_score", "logit similarity_score"], "fusion": fusion}
+
+
+def component_scores(params: dict, nn: np.ndarray, motif_feats: np.ndarray, sim_raw: np.ndarray) -> dict:
+    motif = _lr_apply(params["motif"], motif_feats)
+    sim = _lr_apply(params["similarity"], sim_raw.reshape(-1, 1))
+    fused = _lr_apply(params["fusion"], np.stack([_logit(nn), _logit(motif), _logit(sim)], 1))
+    return {"nn_score": np.asarray(nn, dtype=np.float64), "motif_score": motif, "similarity_score": sim, "fused_score": fused}
+
+
+def fuse_protein(seq: str, emb: np.ndarray, nn: np.ndarray, W: int, params: dict, centroids: dict) -> dict:
+    return component_scores(params, nn, window_motif_features(seq, W), similarity_raw(pooled_windows(emb, W), centroids))
+
+
+def annotate_phi(seq: str, start: int, end: int) -> tuple[str, list[int]]:
+    """Kosugi class and 1-based Φ positions of the best consensus match inside [start, end]
+    (1-based inclusive). Preference: strict over A/T-tolerant, then class frequency, then a Φ0
+    extension, then closeness to the window centre. ``("none", [])`` when nothing matches."""
+    lo, hi = start - 1, end - 1
+    sub_from = max(0, lo - 4)
+    sub = seq[sub_from : hi + 1]
+    best, best_key = None, None
+    centre = (lo + hi) / 2
+    for tolerant in (False, True):
+        for m in kosugi_matches(sub, at_tolerant=tolerant):
+            phi = [p + sub_from for p in m.phi]
+            if phi[0] < lo and len(phi) > 4:  # a Φ0 outside the window: drop it
+                phi = phi[1:]
+            if phi[0] < lo or phi[-1] > hi:
+                continue
+            base = m.motif_class.split("+")[0]
+            key = (not tolerant, CLASS_PRIOR.get(base, 0), len(phi) > 4, -abs((phi[0] + phi[-1]) / 2 - centre))
+            if best_key is None or key > best_key:
+                cls = base + ("-AT" if tolerant else "") + ("+phi0" if len(phi) > 4 else "")
+                best, best_key = (cls, [p + 1 for p in phi]), key
+    return best if best else ("none", [])
+
+
+__all__ = ["CLASSES", "PHI", "MOTIF_FEATURES", "window_motif_features", "pooled_windows", "similarity_raw",
+           "fit_centroids", "fit_fusion", "component_scores", "fuse_protein", "annotate_phi"]
+
+
+# ----------------------------------------------------------------------------- structure context
+
+# maximum accessible surface areas (Tien et al. 2013, theoretical), for relative accessibility
+MAX_ASA = {"ALA": 129.0, "ARG": 274.0, "ASN": 195.0, "ASP": 193.0, "CYS": 167.0, "GLN": 225.0, "GLU": 223.0,
+           "GLY": 104.0, "HIS": 224.0, "ILE": 197.0, "LEU": 201.0, "LYS": 236.0, "MET": 224.0, "PHE": 240.0,
+           "PRO": 159.0, "SER": 155.0, "THR": 172.0, "TRP": 285.0, "TYR": 263.0, "VAL": 174.0}
+BURIED_RSA = 0.25
+
+
+def structure_tracks(path: str, seq: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-residue relative solvent accessibility (Shrake–Rupley) and B-factor (pLDDT for
+    AlphaFold models) of the first chain of a PDB/mmCIF file, on 1..L sequence numbering.
+    Positions missing from the model are NaN. Raises NesscanError when the model's residues do
+    not match the sequence."""
+    import warnings
+
+    from Bio.PDB import MMCIFParser, PDBParser
+    from Bio.PDB.Polypeptide import three_to_index, index_to_one
+    from Bio.PDB.SASA import ShrakeRupley
+
+    from .errors import NesscanError
+
+    parser = MMCIFParser(QUIET=True) if path.endswith((".cif", ".mmcif")) else PDBParser(QUIET=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            structure = parser.get_structure("m", path)
+    except Exception as e:
+        raise NesscanError(f"cannot parse structure {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    chains = list(structure[0])
+    if not chains:
+        raise NesscanError(f"structure {path} has no chains")
+    chain = chains[0]
+    ShrakeRupley().compute(chain, level="R")
+    L = len(seq)
+    rsa, bfac = np.full(L, np.nan), np.full(L, np.nan)
+    same = total = 0
+    for res in chain:
+        hetflag, num, _ = res.id
+        if hetflag.strip() or not 1 <= num <= L:
+            continue
+        name = res.get_resname()
+        if name not in MAX_ASA:
+            continue
+        total += 1
+        same += index_to_one(three_to_index(name)) == seq[num - 1]
+        rsa[num - 1] = min(1.0, res.sasa / MAX_ASA[name])
+        bfac[num - 1] = float(np.mean([a.get_bfactor() for a in res]))
+    if total == 0 or same / total < 0.9:
+        raise NesscanError(
+            f"structure {path} does not match the sequence ({same} of {total} residues agree on 1..{L} numbering)")
+    return rsa, bfac
+
+
+def find_structure(directory: str, pid: str) -> str | None:
+    import os
+    from urllib.parse import quote
+
+    safe = quote(pid, safe="")
+    for name in (safe, f"AF-{safe}-F1-model_v4", f"AF-{safe}-F1-model_v3"):
+        for ext in (".pdb", ".cif", ".mmcif", ".ent"):
+            p = os.path.join(directory, name + ext)
+            if os.path.exists(p):
+                return p
+    return None
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def _read_window_scores(path: str):
+    """Yield (id, scores) from a ``window-score`` table, one protein at a time (rows of a
+    protein are consecutive and in start order, as ``window-score`` writes them)."""
+    import csv
+    import gzip
+    import io
+    import os
+
+    from .errors import NesscanError
+
+    if not os.path.exists(path):
+        raise NesscanError(f"window scores file not found: {path}")
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+    fh = io.TextIOWrapper(gzip.open(path, "rb"), newline="") if gz else open(path, newline="")
+    with fh:
+        reader = csv.reader(fh, delimiter="\t")
+        header = next(reader, None)
+        if header is None or header[:4] != ["id", "start", "end", "score"]:
+            raise NesscanError(f"{path} is not a window-score table (expected columns id, start, end, score)")
+        cur, vals, last = None, [], 0
+        seen = set()
+        for row in reader:
+            if row[0] != cur:
+                if cur is not None:
+                    yield cur, np.array(vals)
+                if row[0] in seen:
+                    raise NesscanError(f"{path}: rows of '{row[0]}' are not consecutive")
+                seen.add(row[0])
+                cur, vals, last = row[0], [], 0
+            start = int(row[1])
+            if start != last + 1:
+                raise NesscanError(f"{path}: windows of '{cur}' are not consecutive from start 1 (start {start})")
+            last = start
+            vals.append(float(row[3]))
+        if cur is not None:
+            yield cur, np.array(vals)
+
+
+def run_fuse(windows: str, embeddings: str, model_path: str, outdir: str, top_k: int = 5, threshold: float = 0.9,
+             structure_dir: str | None = None, progress: bool = True) -> dict:
+    """Window scores + embeddings -> ranked candidates (``proteins.tsv``, ``candidates.tsv``,
+    ``candidates.gff3``), exactly as ``predict`` ranks them."""
+    import logging
+    import os
+
+    import h5py
+    from tqdm import tqdm
+
+    from .errors import NesscanError
+    from .model import check_compatible, load
+    from .predict import score_and_rank
+    from .report import ResultWriter
+    from .store import EmbeddingReader, key_for
+
+    log = logging.getLogger("nesscan.fuse")
+    if structure_dir and not os.path.isdir(structure_dir):
+        raise NesscanError(f"structure directory not found: {structure_dir}")
+    m = load(model_path)
+    reader = EmbeddingReader(embeddings)
+    check_compatible(m, reader.meta, embeddings)
+    if not m.raw.get("fusion") or m.references is None:
+        log.warning("model %s has no fusion weights or reference windows: ranking on the classifier score alone", m.path)
+    # check the whole table against the embeddings before writing anything
+    with h5py.File(embeddings, "r") as f:
+        group = f["proteins"]
+        for pid, sc in _read_window_scores(windows):
+            if key_for(pid) not in group:
+                raise NesscanError(f"protein '{pid}' of {windows} is not in {embeddings}")
+            L = int(group[key_for(pid)].attrs["length"])
+            if len(sc) != n_windows(L, m.window):
+                raise NesscanError(f"'{pid}' has {len(sc)} window scores in {windows}; window {m.window} on {L} residues gives {n_windows(L, m.window)}")
+        with ResultWriter(outdir, threshold) as out:
+            for pid, sc in tqdm(_read_window_scores(windows), total=reader.meta["n"], desc="fuse", unit="prot", disable=not progress):
+                ds = group[key_for(pid)]
+                seq = ds.attrs["sequence"]
+                seq = seq.decode() if isinstance(seq, bytes) else seq
+                out.add(score_and_rank(m, pid, seq, ds[()].astype(np.float32), sc, top_k, threshold, structure_dir), len(seq))
+    log.info("fused %d proteins -> %s", out.n_proteins, outdir)
+    return {"proteins": out.n_proteins, "high_confidence_candidates": out.n_high, **out.paths}
