@@ -266,6 +266,30 @@ def test_chunks_batch_with_short_proteins(ckpt):
     assert small.token_length(Protein("x", "ACD")) == 5
 
 
+def test_out_of_memory_halves_the_batch(ckpt, emb, caplog):
+    e = ESM2Embedder(NAME, weights=ckpt, device="cpu")
+    real = e._forward
+    sizes = []
+
+    def forward(rows):
+        sizes.append(len(rows))
+        if len(rows) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(rows)
+
+    e._forward = forward
+    seqs = [random_seq(np.random.default_rng(7), n) for n in (20, 21, 22, 23, 24, 25, 26)]
+    with caplog.at_level(logging.WARNING, logger="nesscan.esm2"):
+        got = e.embed_batch(seqs)
+    assert sizes[0] == 7 and max(sizes[1:]) <= 7 and e.max_batch_tokens < 4096
+    assert any("out of memory" in r.getMessage() for r in caplog.records)
+    for a, b in zip(got, emb.embed_batch(seqs)):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+    e._forward = lambda rows: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("simulated"))
+    with pytest.raises(NesscanError, match="out of GPU memory embedding one 22-token sequence"):
+        e.embed_batch([seqs[0]])
+
+
 # ---- errors ---------------------------------------------------------------------------------
 
 
@@ -326,9 +350,14 @@ def test_checkpoint_with_wrong_tensors(tmp_path, ckpt):
     data["cfg"]["model"].encoder_layers = 3  # cfg claims 3 layers, the state dict holds 2
     p = tmp_path / "bad.pt"
     torch.save(data, str(p))
-    with pytest.raises(NesscanError, match="do not fit a 3-layer 64-dim ESM-2") as ei:
+    with pytest.raises(NesscanError, match="do not fit a 3-layer 64-dim ESM-2: 17 missing tensors") as ei:
         ESM2Embedder(NAME, weights=str(p))
     assert "\n" not in str(ei.value)
+    data["cfg"]["model"].encoder_layers = 2
+    data["model"]["encoder.sentence_encoder.layers.0.fc1.weight"] = torch.zeros(3, 3)
+    torch.save(data, str(p))
+    with pytest.raises(NesscanError, match="do not fit .* wrong shape for layers.0.fc1.weight"):
+        ESM2Embedder(NAME, weights=str(p))
 
 
 @pytest.mark.parametrize("kind", ["custom_class", "code_payload"])

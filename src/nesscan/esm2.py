@@ -195,7 +195,7 @@ def _esm2_config(path: str, data) -> tuple[dict, argparse.Namespace]:
     if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise NesscanError(f"{not_esm}: 'model' is not a state dict of tensors")
     cfg = cfg.get("model") if isinstance(cfg, Mapping) else None
-    if isinstance(cfg, Mapping):
+    if isinstance(cfg, Mapping) and all(isinstance(k, str) for k in cfg):
         cfg = argparse.Namespace(**cfg)
     if not isinstance(cfg, argparse.Namespace):
         raise NesscanError(f"{not_esm}: no cfg['model'] with the model's hyper-parameters")
@@ -211,6 +211,24 @@ def _esm2_config(path: str, data) -> tuple[dict, argparse.Namespace]:
         raise NesscanError(f"{not_esm}: embed dim {values['encoder_embed_dim']} is not divisible by "
                            f"{values['encoder_attention_heads']} attention heads")
     return dict(state), argparse.Namespace(**values)
+
+
+def _summarise_state_error(e: BaseException) -> str:
+    """fair-esm's / torch's state-dict error, shortened to one readable clause."""
+    text = " ".join(str(e).split())
+    parts = []
+    for label, pattern in (("missing", r"Missing key\(s\) in state_dict: \{(.*?)\}"),
+                           ("unexpected", r"Unexpected key\(s\) in state_dict: \{(.*?)\}")):
+        m = re.search(pattern, text)
+        if m:
+            keys = sorted(k.strip(" '\"") for k in m.group(1).split(","))
+            parts.append(f"{len(keys)} {label} tensors (e.g. {', '.join(keys[:3])})")
+    m = re.search(r"size mismatch for ([\w.]+): (.*?)(?:\.(?: |$)|$)", text)
+    if m:
+        parts.append(f"wrong shape for {m.group(1)} ({m.group(2)})")
+    if parts:
+        return "; ".join(parts)
+    return text[:300] + ("..." if len(text) > 300 else "")
 
 
 class ESM2Embedder(Embedder):
@@ -298,10 +316,9 @@ class ESM2Embedder(Embedder):
                     name, {"model": state, "cfg": {"model": cfg}}, regression_data=None
                 )
             except (RuntimeError, KeyError, ValueError) as e:
-                text = " ".join(str(e).split())
                 raise NesscanError(
                     f"ESM-2 weights at {self.weights_path} do not fit a {self.num_layers}-layer {self.dim}-dim "
-                    f"ESM-2: {text[:300]}{'...' if len(text) > 300 else ''}"
+                    f"ESM-2: {_summarise_state_error(e)}"
                 ) from None
         del state
 

@@ -1,16 +1,10 @@
 """``nesscan predict``: FASTA -> ranked NES candidates and protein scores, in one streaming pass.
 
-Outputs (TSV, written under temporary names and renamed when complete):
-
-``proteins.tsv``
-    ``id, length, score, nes_score, best_start, best_end, best_sequence, n_candidates_ge_0.9``
-    — ``score`` is the protein-level probability of carrying a CRM1 NES (NES evidence plus
-    composition and length, see :mod:`nesscan.protein_model`); ``nes_score`` is the NES
-    evidence alone (the best window score); ``best_*`` is the best window (1-based, inclusive).
-``candidates.tsv``
-    ``id, rank, start, end, sequence, score, high_confidence`` — non-overlapping windows ranked
-    per protein (greedy on window score), at most ``top_k`` per protein; ``high_confidence`` is
-    ``yes`` when ``score >= 0.9``.
+embed (the model card's embedder) -> window-score -> fuse (classifier + consensus motifs +
+embedding similarity, weights from the model card) -> greedy non-overlapping candidates with
+Φ residues -> ``proteins.tsv``, ``candidates.tsv``, ``candidates.gff3`` (columns in
+:mod:`nesscan.report`). Proteins stream through in token-budget batches in input order; only
+one batch is in memory at a time.
 """
 
 from __future__ import annotations
@@ -67,7 +61,7 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
         raise NesscanError(f"structure directory not found: {structure_dir}")
     m: LoadedModel = load(resolve_model(model))
     card = m.card
-    embedder = get_embedder(card.embedder, weights=weights, layer=card.layer or None, device=device)
+    embedder = get_embedder(card.embedder, weights=weights, layer=card.layer, device=device)
     check_compatible(m, embedder.meta(), f"embedder {embedder.name}")
     log.info("%d proteins, %d residues; model %s (%s, window %d)", summary.n, summary.residues, m.path, card.embedder, card.window)
     with ResultWriter(outdir, threshold) as out:
