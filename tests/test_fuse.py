@@ -171,3 +171,27 @@ def test_fuse_refuses_non_window_tables(tmp_path, tiny_model, text):
     (tmp_path / "w.tsv").write_text(text)
     r = run_cli("fuse", "-w", tmp_path / "w.tsv", "-e", tmp_path / "e.h5", "-m", tiny_model, "-o", tmp_path / "o")
     assert r.returncode == 2 and "not a window-score table" in r.stderr
+
+
+def test_gather_chunks_equals_whole_run(tmp_path, tiny_model):
+    rng = random.Random(8)
+    recs = [(f"p{i}", random_protein(rng, rng.randint(15, 70))) for i in range(6)]
+    whole = write_fasta(tmp_path / "all.fasta", recs)
+    parts = [write_fasta(tmp_path / "c1.fasta", recs[:2]), write_fasta(tmp_path / "c2.fasta", recs[2:])]
+    assert run_cli("predict", "-i", whole, "-m", tiny_model, "-o", tmp_path / "whole").returncode == 0
+    for k, part in enumerate(parts):
+        assert run_cli("predict", "-i", part, "-m", tiny_model, "-o", tmp_path / f"c{k}").returncode == 0
+    args = []
+    for kind, name in (("--proteins", "proteins.tsv"), ("--candidates", "candidates.tsv"), ("--gff3", "candidates.gff3")):
+        args += [kind] + [tmp_path / f"c{k}" / name for k in range(2)]
+    r = run_cli("gather", *args, "-o", tmp_path / "gathered", "--sample", "all")
+    assert r.returncode == 0, r.stderr
+    for name in ("proteins.tsv", "candidates.tsv", "candidates.gff3"):
+        assert (tmp_path / "gathered" / name).read_text() == (tmp_path / "whole" / name).read_text()
+    assert (tmp_path / "gathered" / "nesscan_predict_stats_mqc.yaml").exists()
+    # the same protein in two chunks is refused
+    r = run_cli("gather", "--proteins", tmp_path / "c0" / "proteins.tsv", tmp_path / "c0" / "proteins.tsv",
+                "--candidates", tmp_path / "c0" / "candidates.tsv", tmp_path / "c0" / "candidates.tsv",
+                "--gff3", tmp_path / "c0" / "candidates.gff3", tmp_path / "c0" / "candidates.gff3", "-o", tmp_path / "dup")
+    assert r.returncode == 2 and "'p0' is in both" in r.stderr
+    assert not (tmp_path / "dup" / "proteins.tsv").exists()

@@ -129,6 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ranking(p)
     _add_common(p)
 
+    p = sub.add_parser("gather", help="concatenate per-chunk result tables (scatter/gather runs)",
+                       description="Concatenate the proteins.tsv, candidates.tsv and candidates.gff3 of several "
+                                   "chunks (in the order given), check headers and IDs, and write one set plus "
+                                   "its MultiQC content to OUTDIR.")
+    p.add_argument("--proteins", nargs="+", required=True, metavar="TSV", help="proteins.tsv of each chunk")
+    p.add_argument("--candidates", nargs="+", required=True, metavar="TSV", help="candidates.tsv of each chunk")
+    p.add_argument("--gff3", nargs="+", required=True, metavar="GFF3", help="candidates.gff3 of each chunk")
+    p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--sample", default=None, help="run name in MultiQC (default: the output folder's name)")
+    p.add_argument("--threshold", type=_probability, default=0.9, help="high-confidence threshold (default: 0.9)")
+    _add_common(p)
+
     p = sub.add_parser("train", help="train a window classifier with cluster-grouped cross-validation",
                        description="Train on data in the ../shared/data layout (proteins.fasta, proteins.tsv, "
                                    "nes_spans.tsv); writes OUTDIR/model.safetensors and OUTDIR/model.json.")
@@ -149,6 +161,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     _add_esm(p)
+    _add_common(p)
+
+    p = sub.add_parser("evaluate", help="predictions + labels -> metrics.json, plots and MultiQC content",
+                       description="Evaluate nesscan predictions: protein-level ROC/PR AUC, F1, MCC, accuracy, "
+                                   "precision and recall (MCC-optimal threshold, 0.5, 0.9) per task, each beside a "
+                                   "composition+length baseline (--fasta); NES localisation inside annotated proteins "
+                                   "(hit@1, hit@5, residue- and window-level AUC, Φ-residue F1, per motif class); "
+                                   "Spearman vs CRM1 enrichment. Writes OUTDIR/metrics.json, PNG+SVG plots and "
+                                   "MultiQC custom content (nesscan_*_mqc.*), all or nothing.")
+    p.add_argument("-p", "--proteins", required=True, metavar="TSV", help="proteins.tsv from 'nesscan predict'/'fuse'")
+    p.add_argument("-c", "--candidates", default=None, metavar="TSV",
+                   help="candidates.tsv from 'nesscan predict'/'fuse' (hit@1/hit@5, Φ-residue F1 with --spans)")
+    p.add_argument("-l", "--labels", required=True, metavar="TSV",
+                   help="labels: accession (or id), label (0/1), optional group (tasks T1-T3) and cluster "
+                        "(cluster-grouped baseline CV), e.g. ../shared/data/proteins.tsv")
+    p.add_argument("-s", "--spans", default=None, metavar="TSV",
+                   help="known NES spans (nes_spans.tsv: accession, start, end, hydrophobic_positions, motif_class)")
+    p.add_argument("--enrichment", default=None, metavar="TSV",
+                   help="CRM1 binding strength (accession, enrichment_from_input): Spearman of the scores vs it")
+    p.add_argument("-f", "--fasta", default=None, metavar="FASTA",
+                   help="the proteins' sequences: enables the composition+length baseline (strongly recommended)")
+    p.add_argument("-w", "--windows", default=None, metavar="TSV[.gz]",
+                   help="all window scores from 'nesscan window-score' (residue/window-level AUC from every window; "
+                        "default: from the candidates)")
+    p.add_argument("-e", "--embeddings", default=None, metavar="H5",
+                   help="embeddings (with --windows): t-SNE of mean-pooled window embeddings")
+    p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="output directory (created if missing)")
+    p.add_argument("--name", default=None,
+                   help="run name in MultiQC's General Statistics (default: the folder holding --proteins)")
+    p.add_argument("--min-overlap", type=_positive_int, default=1,
+                   help="residues a candidate must share with a known span to count as a hit (default: 1)")
+    p.add_argument("--tsne-max", type=_positive_int, default=3000, help="windows sampled for the t-SNE (default: 3000)")
+    p.add_argument("--folds", type=_positive_int, default=5, help="baseline cross-validation folds (default: 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for the baseline CV and t-SNE (default: 0)")
     _add_common(p)
     return parser
 
@@ -185,6 +231,10 @@ def run(args) -> int:
 
         run_fuse(args.windows, args.embeddings, resolve_model(args.model), args.outdir, top_k=args.top_k,
                  threshold=args.threshold, structure_dir=args.structures, progress=progress)
+    elif args.command == "gather":
+        from .gather import run_gather
+
+        run_gather(args.proteins, args.candidates, args.gff3, args.outdir, sample=args.sample, threshold=args.threshold)
     elif args.command == "train":
         import torch
 
@@ -202,6 +252,13 @@ def run(args) -> int:
         if archs and (args.folds <= 0 or not set(archs) <= {"transformer", "cnn", "mlp"}):
             raise NesscanError("--compare-archs needs --folds >= 2 and names from transformer, cnn, mlp")
         run_train(args.data, args.outdir, emb, cfg, cv=args.folds > 0, progress=progress, compare_archs=archs)
+    elif args.command == "evaluate":
+        from .evaluate import run_evaluate
+
+        run_evaluate(args.proteins, args.labels, args.outdir, candidates=args.candidates, spans=args.spans,
+                     enrichment=args.enrichment, fasta=args.fasta, windows=args.windows, embeddings=args.embeddings,
+                     name=args.name, min_overlap=args.min_overlap, tsne_max=args.tsne_max, seed=args.seed,
+                     folds=args.folds)
     return 0
 
 

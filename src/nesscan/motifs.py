@@ -57,29 +57,38 @@ class MotifMatch:
         return self.phi[-1]
 
 
+def _masks(seq: str) -> tuple[np.ndarray, np.ndarray]:
+    arr = np.frombuffer(seq.upper().encode("ascii"), dtype=np.uint8)
+    isphi = np.isin(arr, np.frombuffer("".join(sorted(PHI)).encode(), dtype=np.uint8))
+    isat = np.isin(arr, np.frombuffer("".join(sorted(PHI_AT)).encode(), dtype=np.uint8))
+    return isphi, isat
+
+
+def _class_hits(isphi: np.ndarray, isat: np.ndarray, offs: tuple[int, ...], at_tolerant: bool) -> np.ndarray:
+    """0-based Φ1 positions where the class matches (vectorised over the sequence)."""
+    n = len(isphi) - offs[-1]
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    w = [slice(o, o + n) for o in offs]
+    strict = isphi[w[0]] & isphi[w[1]] & isphi[w[2]] & isphi[w[3]]
+    if not at_tolerant:
+        return np.flatnonzero(strict)
+    return np.flatnonzero(isat[w[0]] & isat[w[1]] & isphi[w[2]] & isphi[w[3]] & ~strict)
+
+
 def kosugi_matches(seq: str, at_tolerant: bool = False, phi0: bool = True) -> list[MotifMatch]:
-    """All Kosugi-class matches (overlapping, every class)."""
-    s = seq.upper()
-    n = len(s)
+    """All Kosugi-class matches (overlapping, every class). With ``at_tolerant`` only the
+    matches that need A/T at Φ1 or Φ2 are returned (strict ones come from the strict scan)."""
+    isphi, isat = _masks(seq)
     out = []
     for name, offs in CLASSES.items():
-        span = offs[-1]
-        for i in range(n - span):
+        for i in _class_hits(isphi, isat, offs, at_tolerant).tolist():
             pos = [i + o for o in offs]
-            letters = [s[p] for p in pos]
-            if at_tolerant:
-                ok = letters[0] in PHI_AT and letters[1] in PHI_AT and letters[2] in PHI and letters[3] in PHI
-                if ok and all(c in PHI for c in letters):
-                    ok = False  # strict matches are reported by the strict scan
-            else:
-                ok = all(c in PHI for c in letters)
-            if not ok:
-                continue
             cls = name
             if phi0 and not name.endswith("R"):
                 for back in (3, 4):  # Φ0-x2-Φ1 or Φ0-x3-Φ1
                     p0 = i - back
-                    if p0 >= 0 and s[p0] in PHI:
+                    if p0 >= 0 and isphi[p0]:
                         pos = [p0] + pos
                         cls = name + "+phi0"
                         break
@@ -96,22 +105,15 @@ def residue_motif_tracks(seq: str) -> np.ndarray:
     """Per-residue motif evidence, L x 3 (vectorised over the sequence): the number of strict
     Kosugi matches (all classes) that use the residue as a Φ position (log1p), the same for
     A/T-tolerant matches, and whether the residue lies inside a Wregex match."""
-    arr = np.frombuffer(seq.upper().encode("ascii"), dtype=np.uint8)
-    L = len(arr)
-    isphi = np.isin(arr, np.frombuffer("".join(sorted(PHI)).encode(), dtype=np.uint8))
-    isat = np.isin(arr, np.frombuffer("".join(sorted(PHI_AT)).encode(), dtype=np.uint8))
+    isphi, isat = _masks(seq)
+    L = len(isphi)
     strict = np.zeros(L)
     tol = np.zeros(L)
     for offs in CLASSES.values():
-        n = L - offs[-1]
-        if n <= 0:
-            continue
-        win = [slice(o, o + n) for o in offs]
-        m = isphi[win[0]] & isphi[win[1]] & isphi[win[2]] & isphi[win[3]]
-        t = isat[win[0]] & isat[win[1]] & isphi[win[2]] & isphi[win[3]] & ~m
-        for w in win:
-            strict[w] += m
-            tol[w] += t
+        for track, tolerant in ((strict, False), (tol, True)):
+            hits = _class_hits(isphi, isat, offs, tolerant)
+            for o in offs:
+                np.add.at(track, hits + o, 1.0)
     wr = np.zeros(L)
     for a, b in wregex_matches(seq):
         wr[a : b + 1] = 1.0

@@ -64,7 +64,8 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
     embedder = get_embedder(card.embedder, weights=weights, layer=card.layer, device=device)
     check_compatible(m, embedder.meta(), f"embedder {embedder.name}")
     log.info("%d proteins, %d residues; model %s (%s, window %d)", summary.n, summary.residues, m.path, card.embedder, card.window)
-    with ResultWriter(outdir, threshold) as out:
+    sample = os.path.splitext(os.path.basename(input_fasta))[0]
+    with ResultWriter(outdir, threshold, sample=sample) as out:
         bar = tqdm(total=summary.residues, unit="res", desc="predict", disable=not progress)
         # batches over consecutive proteins keep the input order in the tables
         for batch in _consecutive_batches(iter_fasta(input_fasta, max_length), embedder.max_batch_tokens):

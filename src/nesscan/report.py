@@ -8,6 +8,9 @@ Files, all written under temporary names and renamed when complete:
 ``candidates.tsv``
     ``id, rank, start, end, sequence, score, high_confidence, nn_score, motif_score,
     similarity_score, fused_score, motif_class, phi_positions, accessibility, plddt``
+``nesscan_predict_*_mqc.yaml``
+    MultiQC custom content (general statistics, score histogram, top candidates), see
+    :func:`nesscan.mqc.write_predict_mqc`.
 ``candidates.gff3``
     GFF3 on protein coordinates: one ``nuclear_export_signal`` (SO:0001531) feature per
     candidate, its Φ residues as child ``binding_site`` (SO:0000409) features (``Parent``).
@@ -99,8 +102,9 @@ def _get(comps, key, i):
 class ResultWriter:
     """Writes the three result files atomically; use as a context manager."""
 
-    def __init__(self, outdir: str, threshold: float):
+    def __init__(self, outdir: str, threshold: float, sample: str | None = None, multiqc: bool = True):
         os.makedirs(outdir, exist_ok=True)
+        self.outdir, self.sample, self.multiqc = outdir, sample, multiqc
         self.paths = {"proteins": os.path.join(outdir, "proteins.tsv"),
                       "candidates": os.path.join(outdir, "candidates.tsv"),
                       "gff3": os.path.join(outdir, "candidates.gff3")}
@@ -137,4 +141,11 @@ class ResultWriter:
         for t in self.tmp.values():
             if os.path.exists(t):
                 os.remove(t)
+        if exc_type is None and self.multiqc:
+            from .mqc import write_predict_mqc
+
+            with open(self.paths["proteins"], newline="") as fp, open(self.paths["candidates"], newline="") as fc:
+                prots = list(csv.DictReader(fp, delimiter="\t"))
+                cands = list(csv.DictReader(fc, delimiter="\t"))
+            self.mqc_paths = write_predict_mqc(self.outdir, prots, cands, sample=self.sample, threshold=self.threshold)
         return False
