@@ -141,6 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=_probability, default=0.9, help="high-confidence threshold (default: 0.9)")
     _add_common(p)
 
+    p = sub.add_parser("explain", help="per-residue attributions (integrated gradients) and protein profile plots",
+                       description="For the top candidates of every protein: integrated-gradients attributions of the "
+                                   "window classifier per residue (OUTDIR/attributions.tsv), and profile plots (window "
+                                   "scores, candidates, Φ residues, Kosugi/Wregex matches, attributions) as PNG/SVG under "
+                                   "OUTDIR/profiles/ linked from OUTDIR/index.html.")
+    p.add_argument("-i", "--input", required=True, metavar="FASTA", help="protein FASTA file")
+    p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="output directory")
+    p.add_argument("-m", "--model", default=None, metavar="DIR|NAME", help="classifier (default: nesscan-builtin-v1)")
+    p.add_argument("--top-k", type=_positive_int, default=3, help="candidates explained per protein (default: 3)")
+    p.add_argument("--plots", type=int, default=20, help="profile plots for this many top-scoring proteins (default: 20)")
+    p.add_argument("--steps", type=_positive_int, default=64, help="integration steps (default: 64)")
+    _add_esm(p, with_layer=False)
+    _add_common(p)
+
     p = sub.add_parser("train", help="train a window classifier with cluster-grouped cross-validation",
                        description="Train on data in the ../shared/data layout (proteins.fasta, proteins.tsv, "
                                    "nes_spans.tsv); writes OUTDIR/model.safetensors and OUTDIR/model.json.")
@@ -235,6 +249,11 @@ def run(args) -> int:
         from .gather import run_gather
 
         run_gather(args.proteins, args.candidates, args.gff3, args.outdir, sample=args.sample, threshold=args.threshold)
+    elif args.command == "explain":
+        from .explain import run_explain
+
+        run_explain(args.input, args.outdir, model=args.model, top_k=args.top_k, plots=args.plots, weights=args.weights,
+                    device=args.device, steps=args.steps, progress=progress)
     elif args.command == "train":
         import torch
 
