@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-s", "--summary", default=None, metavar="TSV",
                    help="per-protein best window: id, length, max_score, best_start, best_end, best_sequence "
                         "(default: OUTPUT with .summary.tsv)")
+    p.add_argument("--candidates", choices=["windows", "segments"], default="windows",
+                   help="windows: every window, stride 1 (default); segments: zero-shot change-point segments of the "
+                        "embeddings (8-25 residues), each scored by the window centred on it")
     _add_common(p)
 
     p = sub.add_parser("fuse", help="window scores + embeddings -> ranked candidates with Φ residues (+ GFF3)",
@@ -238,7 +241,8 @@ def run(args) -> int:
         from .predict import resolve_model
         from .window_score import run_window_score
 
-        run_window_score(args.embeddings, resolve_model(args.model), args.output, args.summary, progress=progress)
+        run_window_score(args.embeddings, resolve_model(args.model), args.output, args.summary,
+                         candidates=args.candidates, progress=progress)
     elif args.command == "fuse":
         from .fuse import run_fuse
         from .predict import resolve_model

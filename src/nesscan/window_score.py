@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from .errors import NesscanError
 from .model import LoadedModel, check_compatible, load
+from .segment import segment, segment_scores
 from .store import EmbeddingReader
 
 log = logging.getLogger("nesscan.window_score")
@@ -118,8 +119,11 @@ def _open_text(path: str, mode: str, gz: bool):
 
 
 def run_window_score(embeddings: str, model_path: str, output: str, summary: str | None = None,
-                     progress: bool = True) -> dict:
+                     candidates: str = "windows", progress: bool = True) -> dict:
     """Score every window of every protein in an embeddings file.
+
+    With ``candidates="segments"`` the rows are the zero-shot segments of
+    :mod:`nesscan.segment` (each scored by the window centred on it) instead of all windows.
 
     Writes ``output`` (TSV, gzip if it ends in ``.gz``; columns ``id, start, end, score``) and
     ``summary`` (one row per protein: ``id, length, max_score, best_start, best_end,
@@ -144,6 +148,11 @@ def run_window_score(embeddings: str, model_path: str, output: str, summary: str
             for pid, seq, emb in tqdm(reader, total=reader.meta["n"], desc="window-score", unit="prot", disable=not progress):
                 scores = score_windows(model, emb)
                 starts, ends = window_bounds(len(seq), model.window)
+                if candidates == "segments":
+                    segs = segment(emb)
+                    scores = segment_scores(scores, segs, len(seq), model.window)
+                    starts = np.array([a + 1 for a, _ in segs])
+                    ends = np.array([b for _, b in segs])
                 for s, e, v in zip(starts, ends, scores):
                     wo.writerow([pid, int(s), int(e), f"{v:.6f}"])
                 b = int(np.argmax(scores))
