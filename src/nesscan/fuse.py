@@ -164,26 +164,36 @@ def fuse_protein(seq: str, emb: np.ndarray, nn: np.ndarray, W: int, params: dict
 
 
 def annotate_phi(seq: str, start: int, end: int) -> tuple[str, list[int]]:
-    """Kosugi class and 1-based Φ positions of the best consensus match inside [start, end]
-    (1-based inclusive). Preference: strict over A/T-tolerant, then class frequency, then a Φ0
-    extension, then closeness to the window centre. ``("none", [])`` when nothing matches."""
+    """Kosugi class and 1-based Φ positions of the best consensus match for the window
+    [start, end] (1-based inclusive). A match qualifies when at least three of its four core Φ
+    residues (Φ1–Φ4) lie in the window; its Φ0 (forward classes: Φ0-x2-Φ1 or Φ0-x3-Φ1) or, for
+    reverse classes, the mirrored Φ after Φ4 is kept even just outside. Preference: strict over
+    A/T-tolerant, then the class's frequency among known NES, then an extra (fifth) Φ, then the
+    number of leucines at Φ positions, then closeness to the window centre.
+    ``("none", [])`` when nothing matches."""
     lo, hi = start - 1, end - 1
-    sub_from = max(0, lo - 4)
-    sub = seq[sub_from : hi + 1]
+    sub_from = max(0, lo - 8)
+    sub = seq[sub_from : min(len(seq), hi + 9)]
     best, best_key = None, None
     centre = (lo + hi) / 2
     for tolerant in (False, True):
         for m in kosugi_matches(sub, at_tolerant=tolerant):
             phi = [p + sub_from for p in m.phi]
-            if phi[0] < lo and len(phi) > 4:  # a Φ0 outside the window: drop it
-                phi = phi[1:]
-            if phi[0] < lo or phi[-1] > hi:
+            core = phi[-4:]
+            if sum(lo <= p <= hi for p in core) < 3:
                 continue
             base = m.motif_class.split("+")[0]
-            key = (not tolerant, CLASS_PRIOR.get(base, 0), len(phi) > 4, -abs((phi[0] + phi[-1]) / 2 - centre))
+            extra = len(phi) > 4
+            if base.endswith("R"):
+                after = core[-1] + 3
+                if after < len(seq) and seq[after] in PHI:
+                    phi = core + [after]
+                    extra = True
+            key = (not tolerant, CLASS_PRIOR.get(base, 0), extra, sum(seq[p] == "L" for p in phi),
+                   -abs((core[0] + core[-1]) / 2 - centre))
             if best_key is None or key > best_key:
-                cls = base + ("-AT" if tolerant else "") + ("+phi0" if len(phi) > 4 else "")
-                best, best_key = (cls, [p + 1 for p in phi]), key
+                suffix = ("+phi0" if not base.endswith("R") else "+phi4'") if extra else ""
+                best, best_key = (base + ("-AT" if tolerant else "") + suffix, [p + 1 for p in phi]), key
     return best if best else ("none", [])
 
 
