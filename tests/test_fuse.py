@@ -126,6 +126,7 @@ def test_fuse_cli_matches_predict_and_gff3_is_valid(tmp_path, tiny_model):
     assert r.returncode == 0, r.stderr
     r = run_cli("predict", "-i", fasta, "-m", tiny_model, "-o", tmp_path / "pred")
     assert r.returncode == 0, r.stderr
+    assert [row["id"] for row in _tsv(tmp_path / "fuse" / "proteins.tsv")] == [pid for pid, _ in recs]  # input order
     a = {(row["id"], row["rank"]): row for row in _tsv(tmp_path / "fuse" / "candidates.tsv")}
     b = {(row["id"], row["rank"]): row for row in _tsv(tmp_path / "pred" / "candidates.tsv")}
     assert a.keys() == b.keys()

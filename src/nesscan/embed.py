@@ -32,7 +32,9 @@ def run_embed(
     try:
         with sigterm_as_interrupt():
             todo = []
-            for p in iter_fasta(input_fasta, max_length):
+            order: dict[str, int] = {}
+            for i, p in enumerate(iter_fasta(input_fasta, max_length)):
+                order[p.id] = i
                 if writer.has(p.id, p.sequence):
                     skipped += 1
                 else:
@@ -43,7 +45,7 @@ def run_embed(
             for batch in embedder.batches(todo):
                 arrays = embedder.embed_batch([p.sequence for p in batch])
                 for p, a in zip(batch, arrays):
-                    writer.write(p.id, p.sequence, a)
+                    writer.write(p.id, p.sequence, a, index=order[p.id])
                     written += 1
                 writer.flush()
                 bar.update(sum(len(p) for p in batch))

@@ -68,11 +68,13 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
     with ResultWriter(outdir, threshold, sample=sample) as out:
         bar = tqdm(total=summary.residues, unit="res", desc="predict", disable=not progress)
         # batches over consecutive proteins keep the input order in the tables
-        for batch in _consecutive_batches(iter_fasta(input_fasta, max_length), embedder.max_batch_tokens):
+        for batch in _consecutive_batches(iter_fasta(input_fasta, max_length), stream_batch_tokens(embedder)):
             embs = embedder.embed_batch([p.sequence for p in batch])
             for p, emb, nn in zip(batch, embs, score_many(m, embs)):
                 out.add(score_and_rank(m, p.id, p.sequence, emb, nn, top_k, threshold, structure_dir), len(p))
             bar.update(sum(len(p) for p in batch))
+            del embs
+            release_free_memory()
         bar.close()
     log.info("wrote %s (%d candidates >= %.2f)", ", ".join(out.paths.values()), out.n_high, threshold)
     return {"proteins": summary.n, "high_confidence_candidates": out.n_high, **out.paths}
@@ -94,6 +96,42 @@ def score_and_rank(m: LoadedModel, pid: str, seq: str, emb, nn, top_k: int, thre
         else:
             log.warning("no structure for %s in %s", pid, structure_dir)
     return rank_protein(pid, seq, m.window, comps, m.raw.get("protein_model"), top_k, threshold, rsa, plddt)
+
+
+# predict batch sizes (tokens, padding counted as in ``_consecutive_batches``)
+BUILTIN_STREAM_TOKENS = 1 << 16  # the builtin embedder works per protein: a modest batch bounds memory
+ESM2_POOL_BATCHES = 4  # ESM-2 sorts a predict batch by length and packs it into its own token batches
+
+
+def stream_batch_tokens(embedder) -> int:
+    """Token budget of one predict batch. Built-in embedder: ``BUILTIN_STREAM_TOKENS`` (memory
+    stays flat whatever the proteome size; window scoring has its own batches). ESM-2: a pool
+    of ``ESM2_POOL_BATCHES`` of its own token batches, which ``embed_batch`` sorts by length
+    and packs tightly, so little padding reaches the GPU."""
+    if getattr(embedder, "name", None) == "builtin":
+        return min(embedder.max_batch_tokens, BUILTIN_STREAM_TOKENS)
+    return embedder.max_batch_tokens * ESM2_POOL_BATCHES
+
+
+_MALLOC_TRIM = None
+
+
+def release_free_memory() -> None:
+    """Give freed heap memory back to the operating system between batches (glibc
+    ``malloc_trim``; a no-op elsewhere). Many short-lived arrays of varying size otherwise
+    leave the heap fragmented, and the resident size creeps up with the number of proteins."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        _MALLOC_TRIM = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+            except (OSError, AttributeError):
+                pass
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
 
 
 def _consecutive_batches(proteins, max_tokens: int):

@@ -123,7 +123,9 @@ class EmbeddingWriter:
     def has(self, pid: str, seq: str) -> bool:
         return self.done.get(pid) == sequence_sha256(seq)
 
-    def write(self, pid: str, seq: str, emb: np.ndarray) -> None:
+    def write(self, pid: str, seq: str, emb: np.ndarray, index: int | None = None) -> None:
+        """Store one protein; ``index`` is its position in the input FASTA (readers return
+        proteins in that order)."""
         if emb.shape != (len(seq), self.meta["dimension"]):
             raise NesscanError(
                 f"internal error: embedding of '{pid}' has shape {emb.shape}, expected ({len(seq)}, {self.meta['dimension']})"
@@ -136,6 +138,8 @@ class EmbeddingWriter:
         ds.attrs["sequence"] = seq
         ds.attrs["sequence_sha256"] = sequence_sha256(seq)
         ds.attrs["length"] = len(seq)
+        if index is not None:
+            ds.attrs["index"] = int(index)
         for k, v in self.meta.items():
             ds.attrs[k] = v
         self.done[pid] = sequence_sha256(seq)
@@ -186,9 +190,12 @@ class EmbeddingReader:
         self.meta = read_meta(self.path)
 
     def __iter__(self) -> Iterator[tuple[str, str, np.ndarray]]:
+        """Proteins in input-FASTA order (the ``index`` attribute), then by name."""
         with h5py.File(self.path, "r") as f:
-            for key in f["proteins"]:
-                ds = f["proteins"][key]
+            group = f["proteins"]
+            keys = sorted(group, key=lambda k: (int(group[k].attrs.get("index", 1 << 62)), k))
+            for key in keys:
+                ds = group[key]
                 yield _attr(ds.attrs["id"]), _attr(ds.attrs["sequence"]), ds[()].astype(np.float32)
 
     def get(self, pid: str) -> np.ndarray:

@@ -1,0 +1,55 @@
+// Concatenates the per-chunk result tables in chunk order with `nesscan gather` (header and
+// protein-ID checks, one GFF3 header) and writes the run's MultiQC custom content.
+process GATHER {
+    tag "$meta.id"
+    label 'process_single'
+
+    conda "${moduleDir}/environment.yml"
+    container "ghcr.io/nesscan/nesscan:${workflow.manifest.version}"
+
+    input:
+    tuple val(meta), path(proteins, stageAs: 'proteins/?????/*'), path(candidates, stageAs: 'candidates/?????/*'), path(gff3, stageAs: 'gff3/?????/*')
+
+    output:
+    tuple val(meta), path("${task.ext.prefix ?: ''}proteins.tsv")   , emit: proteins
+    tuple val(meta), path("${task.ext.prefix ?: ''}candidates.tsv") , emit: candidates
+    tuple val(meta), path("${task.ext.prefix ?: ''}candidates.gff3"), emit: gff3
+    path "*_mqc.yaml"                                              , emit: mqc
+    path "versions.yml"                                            , emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args   = task.ext.args ?: ''
+    def prefix = task.ext.prefix ?: ''
+    """
+    gather \\
+        --proteins ${proteins} \\
+        --candidates ${candidates} \\
+        --gff3 ${gff3} \\
+        --sample ${meta.id} \\
+        --outdir gathered \\
+        ${args}
+    mv gathered/proteins.tsv ${prefix}proteins.tsv
+    mv gathered/candidates.tsv ${prefix}candidates.tsv
+    mv gathered/candidates.gff3 ${prefix}candidates.gff3
+    mv gathered/*_mqc.yaml .
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        nesscan: \$(nesscan --version | sed 's/nesscan //')
+    END_VERSIONS
+    """
+
+    stub:
+    def prefix = task.ext.prefix ?: ''
+    """
+    touch ${prefix}proteins.tsv ${prefix}candidates.tsv ${prefix}candidates.gff3 nesscan_predict_stats_mqc.yaml
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        nesscan: \$(nesscan --version | sed 's/nesscan //')
+    END_VERSIONS
+    """
+}

@@ -1,0 +1,119 @@
+/*
+ * nesscan: scatter the input FASTA into chunks; embed, score and fuse every chunk in parallel;
+ * gather the chunks' tables in input order; evaluate against --labels; MultiQC report.
+ *
+ *   input.fasta ─ splitFasta(--chunk_size) ─┬─ EMBED ─ WINDOW_SCORE ─ FUSE ─┐
+ *                                           ├─ ...                           ├─ GATHER ─ [EVALUATE] ─ MULTIQC
+ *                                           └─ EMBED ─ WINDOW_SCORE ─ FUSE ─┘
+ */
+
+include { EMBED        } from '../modules/local/embed/main'
+include { WINDOW_SCORE } from '../modules/local/window_score/main'
+include { FUSE         } from '../modules/local/fuse/main'
+include { GATHER       } from '../modules/local/gather/main'
+include { EVALUATE     } from '../modules/local/evaluate/main'
+include { MULTIQC      } from '../modules/local/multiqc/main'
+
+include { softwareVersionsToYAML; paramsSummaryMultiqc; readSchema } from '../subworkflows/local/utils_nesscan_pipeline'
+
+workflow NESSCAN {
+
+    take:
+    ch_fasta          // channel: [ val(meta), path(fasta) ], one input FASTA
+
+    main:
+    ch_versions      = Channel.empty()
+    ch_multiqc_files = Channel.empty()
+
+    // optional path inputs: a file, or [] (the tool's default)
+    weights    = params.esm_weights ? file(params.esm_weights, checkIfExists: true) : []
+    model      = params.model       ? file(params.model, checkIfExists: true, type: 'dir') : []
+    structures = params.structures  ? file(params.structures, checkIfExists: true, type: 'dir') : []
+
+    //
+    // Scatter: chunks of --chunk_size proteins, numbered in input order
+    //
+    // (a file with no FASTA record at all goes through whole, so that EMBED reports the problem)
+    ch_chunks = ch_fasta.flatMap { meta, fasta ->
+        (fasta.splitFasta(by: params.chunk_size, file: true) ?: [ fasta ]).withIndex().collect { chunk, i ->
+            [ [ id: "${meta.id}.chunk${String.format('%05d', i + 1)}", chunk: i + 1, run: meta.id ], chunk ]
+        }
+    }
+
+    EMBED ( ch_chunks, weights )
+    ch_versions = ch_versions.mix(EMBED.out.versions.first())
+
+    WINDOW_SCORE ( EMBED.out.embeddings, model )
+    ch_versions = ch_versions.mix(WINDOW_SCORE.out.versions.first())
+
+    FUSE (
+        WINDOW_SCORE.out.windows.join(EMBED.out.embeddings, failOnMismatch: true, failOnDuplicate: true),
+        model,
+        structures
+    )
+    ch_versions = ch_versions.mix(FUSE.out.versions.first())
+
+    //
+    // Gather: every chunk's tables, sorted by chunk number (deterministic for -resume)
+    //
+    ch_gather = FUSE.out.proteins
+        .join(FUSE.out.candidates, failOnMismatch: true, failOnDuplicate: true)
+        .join(FUSE.out.gff3, failOnMismatch: true, failOnDuplicate: true)
+        .toSortedList { a, b -> a[0].chunk <=> b[0].chunk }
+        .filter { rows -> rows }      // nothing when a chunk failed
+        .map { rows ->
+            [ [ id: rows[0][0].run ], rows.collect { it[1] }, rows.collect { it[2] }, rows.collect { it[3] } ]
+        }
+
+    GATHER ( ch_gather )
+    ch_versions = ch_versions.mix(GATHER.out.versions)
+    ch_multiqc_files = ch_multiqc_files.mix(GATHER.out.proteins.map { meta, tsv -> tsv }).mix(GATHER.out.mqc.flatten())
+
+    //
+    // Evaluate against known labels
+    //
+    if( params.labels ) {
+        EVALUATE (
+            GATHER.out.proteins
+                .join(GATHER.out.candidates, failOnMismatch: true)
+                .join(ch_fasta, failOnMismatch: true),
+            file(params.labels, checkIfExists: true),
+            params.nes_spans ? file(params.nes_spans, checkIfExists: true) : []
+        )
+        ch_versions = ch_versions.mix(EVALUATE.out.versions)
+        ch_multiqc_files = ch_multiqc_files.mix(EVALUATE.out.mqc.flatten())
+    }
+
+    //
+    // Software versions and run summary
+    //
+    ch_collated_versions = softwareVersionsToYAML(ch_versions)
+        .collectFile(storeDir: "${params.outdir}/pipeline_info", name: 'nesscan_software_mqc_versions.yml', sort: true, newLine: false)
+
+    ch_params_summary = Channel
+        .value(paramsSummaryMultiqc(readSchema("${projectDir}/nextflow_schema.json")))
+        .collectFile(name: 'nesscan_params_mqc.yaml')
+
+    //
+    // MultiQC
+    //
+    ch_multiqc_config        = Channel.fromPath("${projectDir}/assets/multiqc_config.yml", checkIfExists: true)
+    ch_multiqc_custom_config = params.multiqc_config ? Channel.fromPath(params.multiqc_config, checkIfExists: true) : Channel.empty()
+
+    ch_multiqc_files = ch_multiqc_files
+        .mix(ch_collated_versions)
+        .mix(ch_params_summary)
+
+    MULTIQC (
+        ch_multiqc_files.toSortedList { a, b -> a.name <=> b.name },
+        ch_multiqc_config.toList(),
+        ch_multiqc_custom_config.toList()
+    )
+
+    emit:
+    proteins       = GATHER.out.proteins        // channel: [ val(meta), path(proteins.tsv) ]
+    candidates     = GATHER.out.candidates      // channel: [ val(meta), path(candidates.tsv) ]
+    gff3           = GATHER.out.gff3            // channel: [ val(meta), path(candidates.gff3) ]
+    multiqc_report = MULTIQC.out.report.toList() // channel: [ path(multiqc_report.html) ]
+    versions       = ch_versions                // channel: [ path(versions.yml) ]
+}
