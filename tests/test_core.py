@@ -243,7 +243,11 @@ def test_predict_on_example(tmp_path):
     cands = _tsv(out / "candidates.tsv")
     assert list(prots[0])[:6] == ["id", "length", "score", "nes_score", "best_start", "best_end"]
     assert {"best_sequence", "n_candidates_ge_0.9"} <= set(prots[0])
-    assert list(cands[0]) == ["id", "rank", "start", "end", "sequence", "score", "high_confidence"]
+    from nesscan.report import CANDIDATE_COLUMNS
+
+    assert list(cands[0]) == CANDIDATE_COLUMNS
+    assert CANDIDATE_COLUMNS[:7] == ["id", "rank", "start", "end", "sequence", "score", "high_confidence"]
+    assert (out / "candidates.gff3").read_text().startswith("##gff-version 3\n")
     ids = [p["id"] for p in prots]
     assert ids[0] == "demo_PKIa_NES" and len(ids) == 8  # input order kept
     for p in prots:
