@@ -168,33 +168,41 @@ class BuiltinEmbedder(Embedder):
         base = self._table[idx]  # L x 47
         n_std = 21 + 20
         scales = base[:, n_std : n_std + 6]
-        pro = (idx == ord("P") - 65).astype(np.float64)
-        ctx = []
-        for key, width in _CONTEXT:
+        L, nb = base.shape
+        out = np.empty((L, self.dim), dtype=np.float32)
+        out[:, :nb] = base
+        # the context tracks: all columns of one width share one cumulative sum
+        cols = np.empty((L, len(_CONTEXT)), dtype=np.float64)
+        for k, (key, _width) in enumerate(_CONTEXT):
             if key == "P":
-                col = pro
+                cols[:, k] = idx == ord("P") - 65
             elif key == "PHI":
-                col = scales[:, 5]
+                cols[:, k] = scales[:, 5]
             else:
-                col = scales[:, key]
-            ctx.append(_running_mean(col, width))
-        parts = [base, np.stack(ctx, axis=1)]
+                cols[:, k] = scales[:, key]
+        for width in sorted({w for _, w in _CONTEXT}):
+            ks = [k for k, (_, w) in enumerate(_CONTEXT) if w == width]
+            out[:, nb + np.array(ks)] = _running_mean(cols[:, ks], width)
         if self.motif_tracks:
-            parts.append(residue_motif_tracks(sequence))
-        return np.concatenate(parts, axis=1).astype(np.float32)
+            out[:, nb + len(_CONTEXT) :] = residue_motif_tracks(sequence)
+        return out
 
     def embed_batch(self, sequences: Sequence[str]) -> list[np.ndarray]:
         return [self.embed(s) for s in sequences]
 
 
 def _running_mean(values: np.ndarray, width: int) -> np.ndarray:
-    """Centred mean over ``width`` residues, truncated (not zero-padded) at the termini."""
+    """Centred mean over ``width`` residues, truncated (not zero-padded) at the termini
+    (of each column when ``values`` is ``L x k``)."""
     half = width // 2
-    c = np.concatenate([[0.0], np.cumsum(values)])
     n = len(values)
+    c = np.empty((n + 1,) + values.shape[1:], dtype=np.float64)
+    c[0] = 0.0
+    np.cumsum(values, axis=0, out=c[1:])
     lo = np.clip(np.arange(n) - half, 0, n)
     hi = np.clip(np.arange(n) + half + 1, 0, n)
-    return (c[hi] - c[lo]) / (hi - lo)
+    span = (hi - lo) if values.ndim == 1 else (hi - lo)[:, None]
+    return (c[hi] - c[lo]) / span
 
 
 def get_embedder(

@@ -59,34 +59,73 @@ def _window_range(start: int, end: int, L: int, W: int) -> tuple[int, int]:
     return max(0, end - W + 1), min(start, nW - 1)
 
 
+def _cover(nW: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1.0 for every window index inside any of the ranges ``[a_i, b_i]``, else 0.0."""
+    d = np.zeros(nW + 1, dtype=np.int64)
+    np.add.at(d, a, 1)
+    np.add.at(d, b + 1, -1)
+    return (np.cumsum(d[:nW]) > 0).astype(np.float64)
+
+
+def _window_ranges(starts: np.ndarray, ends: np.ndarray, L: int, W: int) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised :func:`_window_range`."""
+    if L < W:
+        return np.zeros_like(starts), np.zeros_like(starts)
+    return np.maximum(0, ends - W + 1), np.minimum(starts, n_windows(L, W) - 1)
+
+
 def window_motif_features(seq: str, W: int) -> np.ndarray:
-    """(n_windows, 6) motif features, see :data:`MOTIF_FEATURES`."""
+    """(n_windows, 6) motif features, see :data:`MOTIF_FEATURES`.
+
+    Columns: a strict / A/T-tolerant / Φ0-extended Kosugi match lies wholly inside the window,
+    a Wregex match does, and, for the best match inside the window (quality = 2 for strict
+    + 1 for a Φ0 - prolines in its core; ties go to the first match in scan order, strict
+    before tolerant; only matches of quality > -1 count), the prolines in its core and the
+    acidic residues (D/E) within 3 residues either side of it. Vectorised over matches.
+    """
     L = len(seq)
     nW = n_windows(L, W)
     feats = np.zeros((nW, len(MOTIF_FEATURES)))
-    best_quality = np.full(nW, -1.0)
-    for tolerant in (False, True):
-        for m in kosugi_matches(seq, at_tolerant=tolerant):
-            a, b = _window_range(m.start, m.end, L, W)
-            if a > b:
-                continue
-            col = 1 if tolerant else 0
-            feats[a : b + 1, col] = 1.0
-            if "+phi0" in m.motif_class:
-                feats[a : b + 1, 2] = 1.0
-            core = seq[m.start : m.end + 1]
-            q = (0.0 if tolerant else 2.0) + ("+phi0" in m.motif_class) - core.count("P")
-            upd = np.arange(a, b + 1)
-            better = q > best_quality[upd]
-            upd = upd[better]
-            best_quality[upd] = q
-            feats[upd, 4] = core.count("P")
-            flank = seq[max(0, m.start - 3) : m.start] + seq[m.end + 1 : m.end + 4]
-            feats[upd, 5] = sum(c in "DE" for c in flank)
-    for s, e in wregex_matches(seq):
-        a, b = _window_range(s, e, L, W)
-        if a <= b:
-            feats[a : b + 1, 3] = 1.0
+    matches = kosugi_matches(seq, at_tolerant=False) + kosugi_matches(seq, at_tolerant=True)
+    if matches:
+        starts = np.fromiter((m.phi[0] for m in matches), dtype=np.int64, count=len(matches))
+        ends = np.fromiter((m.phi[-1] for m in matches), dtype=np.int64, count=len(matches))
+        tol = np.fromiter((m.at_tolerant for m in matches), dtype=bool, count=len(matches))
+        phi0 = np.fromiter(("+phi0" in m.motif_class for m in matches), dtype=bool, count=len(matches))
+        a, b = _window_ranges(starts, ends, L, W)
+        ok = a <= b
+        if ok.any():
+            a, b, starts, ends, tol, phi0 = a[ok], b[ok], starts[ok], ends[ok], tol[ok], phi0[ok]
+            arr = np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)
+            cum_p = np.concatenate([[0], np.cumsum(arr == ord("P"))])
+            cum_de = np.concatenate([[0], np.cumsum((arr == ord("D")) | (arr == ord("E")))])
+            n_pro = cum_p[ends + 1] - cum_p[starts]
+            acidic = (cum_de[starts] - cum_de[np.maximum(0, starts - 3)]) + (cum_de[np.minimum(L, ends + 4)] - cum_de[ends + 1])
+            feats[:, 0] = _cover(nW, a[~tol], b[~tol]) if (~tol).any() else 0.0
+            feats[:, 1] = _cover(nW, a[tol], b[tol]) if tol.any() else 0.0
+            feats[:, 2] = _cover(nW, a[phi0], b[phi0]) if phi0.any() else 0.0
+            q = np.where(tol, 0.0, 2.0) + phi0 - n_pro
+            good = np.flatnonzero(q > -1.0)
+            if good.size:
+                # priority: higher quality first, then scan order; the best covering match wins
+                order = good[np.lexsort((good, -q[good]))]
+                rank = np.empty(len(q), dtype=np.int64)
+                rank[order] = np.arange(order.size)
+                n = b[order] - a[order] + 1
+                win = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n - a[order], n)
+                best = np.full(nW, order.size, dtype=np.int64)
+                np.minimum.at(best, win, np.repeat(rank[order], n))
+                hit = best < order.size
+                chosen = order[best[hit]]
+                feats[hit, 4] = n_pro[chosen]
+                feats[hit, 5] = acidic[chosen]
+    wr = wregex_matches(seq)
+    if wr:
+        s_, e_ = np.array(wr, dtype=np.int64).T
+        a, b = _window_ranges(s_, e_, L, W)
+        ok = a <= b
+        if ok.any():
+            feats[:, 3] = _cover(nW, a[ok], b[ok])
     return feats
 
 
@@ -95,19 +134,47 @@ def pooled_windows(emb: np.ndarray, W: int) -> np.ndarray:
     L = emb.shape[0]
     if L < W:
         return emb.mean(0, keepdims=True).astype(np.float64)
-    c = np.concatenate([np.zeros((1, emb.shape[1])), np.cumsum(emb, axis=0, dtype=np.float64)])
-    return (c[W:] - c[:-W]) / W
+    c = np.empty((L + 1, emb.shape[1]), dtype=np.float64)
+    c[0] = 0.0
+    np.cumsum(emb, axis=0, dtype=np.float64, out=c[1:])
+    out = np.subtract(c[W:], c[:-W])
+    out /= W
+    return out
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-9)
 
 
+_BLAS_CONTROLLER = None
+
+
+def _one_blas_thread():
+    """A context that runs BLAS single-threaded (threadpoolctl, a scikit-learn dependency).
+    The products in :func:`similarity_raw` are small (windows x D x 32): OpenBLAS's thread
+    hand-off costs more than the arithmetic, and far more on a busy machine. Results are the
+    same (OpenBLAS splits rows and columns between threads, not the sums)."""
+    global _BLAS_CONTROLLER
+    import contextlib
+
+    if _BLAS_CONTROLLER is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS_CONTROLLER = ThreadpoolController()
+        except Exception:  # threadpoolctl missing or failing: plain BLAS
+            _BLAS_CONTROLLER = False
+    if _BLAS_CONTROLLER is False:
+        return contextlib.nullcontext()
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+
+
 def similarity_raw(pooled: np.ndarray, centroids: dict) -> np.ndarray:
     """max cosine to NES centroids minus max cosine to non-NES centroids (after standardising)."""
     z = _unit((pooled - centroids["mean"]) / centroids["std"])
-    pos = z @ _unit(centroids["nes"]).T
-    neg = z @ _unit(centroids["non_nes"]).T
+    with _one_blas_thread():
+        pos = z @ _unit(centroids["nes"]).T
+        neg = z @ _unit(centroids["non_nes"]).T
     return pos.max(1) - neg.max(1)
 
 

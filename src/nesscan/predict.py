@@ -68,12 +68,12 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
     with ResultWriter(outdir, threshold, sample=sample) as out:
         bar = tqdm(total=summary.residues, unit="res", desc="predict", disable=not progress)
         # batches over consecutive proteins keep the input order in the tables
-        for batch in _consecutive_batches(iter_fasta(input_fasta, max_length), stream_batch_tokens(embedder)):
-            embs = embedder.embed_batch([p.sequence for p in batch])
-            for p, emb, nn in zip(batch, embs, score_many(m, embs)):
+        batches = _consecutive_batches(iter_fasta(input_fasta, max_length), stream_batch_tokens(embedder))
+        for batch, embs, scores in _embedded_and_scored(batches, embedder, m):
+            for p, emb, nn in zip(batch, embs, scores):
                 out.add(score_and_rank(m, p.id, p.sequence, emb, nn, top_k, threshold, structure_dir), len(p))
             bar.update(sum(len(p) for p in batch))
-            del embs
+            del embs, scores
             release_free_memory()
         bar.close()
     log.info("wrote %s (%d candidates >= %.2f)", ", ".join(out.paths.values()), out.n_high, threshold)
@@ -96,6 +96,32 @@ def score_and_rank(m: LoadedModel, pid: str, seq: str, emb, nn, top_k: int, thre
         else:
             log.warning("no structure for %s in %s", pid, structure_dir)
     return rank_protein(pid, seq, m.window, comps, m.raw.get("protein_model"), top_k, threshold, rsa, plddt)
+
+
+def _embed_and_score(embedder, m: LoadedModel, batch):
+    embs = embedder.embed_batch([p.sequence for p in batch])
+    return batch, embs, score_many(m, embs)
+
+
+def _embedded_and_scored(batches, embedder, m: LoadedModel):
+    """``(batch, embeddings, window scores)`` in input order, computed one batch ahead in a
+    worker thread: embedding and window scoring of batch k+1 (mostly in torch and numpy, which
+    release the GIL) overlap fusion, ranking and writing of batch k in the caller's thread. At
+    most two batches are in memory; results are those of the plain sequential loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ex = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nesscan-embed")
+    try:
+        pending = None
+        for batch in batches:
+            nxt = ex.submit(_embed_and_score, embedder, m, batch)
+            if pending is not None:
+                yield pending.result()
+            pending = nxt
+        if pending is not None:
+            yield pending.result()
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 # predict batch sizes (tokens, padding counted as in ``_consecutive_batches``)

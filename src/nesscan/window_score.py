@@ -54,27 +54,259 @@ def score_windows(model: LoadedModel, emb: np.ndarray, batch: int = 8192) -> np.
 
 @torch.inference_mode()
 def score_many(model: LoadedModel, embs: list[np.ndarray], batch: int = 8192) -> list[np.ndarray]:
-    """Score several proteins at once: their windows are concatenated into shared batches."""
-    parts = [window_tensor(e, model.window) for e in embs]
-    full = [p for p in parts if p[0].shape[1] == model.window]
-    results: dict[int, np.ndarray] = {}
-    if full:
-        wins = torch.cat([p[0] for p in full])
-        mask = torch.ones(wins.shape[:2], dtype=torch.bool)
-        scores = []
-        for i in range(0, wins.shape[0], batch):
-            scores.append(torch.sigmoid(model.net(wins[i : i + batch], mask[i : i + batch])))
-        flat = torch.cat(scores).numpy().astype(np.float64)
-        offset = 0
-        for idx, p in enumerate(parts):
-            if p[0].shape[1] == model.window:
-                n = p[0].shape[0]
-                results[idx] = flat[offset : offset + n]
+    """Score several proteins at once: their windows go through the classifier in shared
+    batches of ``batch`` windows.
+
+    Streaming: only one batch of windows is materialised at a time (windows are cut from the
+    proteins' embeddings as views and copied into the batch), so memory does not grow with the
+    number of proteins or residues passed in. Batch boundaries are those of the concatenation of
+    all full-length windows in input order, every ``batch`` windows. For the transformer the
+    input standardisation and projection, which act on each residue independently, are computed
+    once per residue instead of once per window position (``W`` times less work; same values up
+    to float rounding, checked in the tests). The CNN is evaluated per residue too, see
+    :func:`_cnn_logits`.
+    """
+    W = model.window
+    net = model.net
+    results: list[np.ndarray | None] = [None] * len(embs)
+    tensors: list[torch.Tensor | None] = [None] * len(embs)
+    full: list[int] = []
+    for idx, e in enumerate(embs):
+        x = torch.as_tensor(e, dtype=torch.float32)
+        if x.shape[0] >= W:
+            tensors[idx] = x
+            full.append(idx)
+        else:  # shorter than the window: one padded/masked window, on its own
+            w, m = window_tensor(x, W)
+            results[idx] = torch.sigmoid(net(w, m)).numpy().astype(np.float64)
+    cnn = _cnn_plan(net, W) if full else None
+    if cnn is not None:
+        for idx, logits in _cnn_logits(cnn, full, tensors, W, max(batch, 4 * W)):
+            results[idx] = torch.sigmoid(logits).numpy().astype(np.float64)
+            tensors[idx] = None
+    elif full:
+        stem = _stem_and_tail(net, W)
+        parts: dict[int, list[np.ndarray]] = {i: [] for i in full}
+        for owners, scores in _stream_window_batches(full, tensors, W, batch, stem):
+            flat = torch.sigmoid(scores).numpy().astype(np.float64)
+            offset = 0
+            for idx, n in owners:
+                parts[idx].append(flat[offset : offset + n])
                 offset += n
-    for idx, (w, m) in enumerate(parts):
-        if idx not in results:
-            results[idx] = torch.sigmoid(model.net(w, m)).numpy().astype(np.float64)
-    return [results[i] for i in range(len(parts))]
+        for idx in full:
+            results[idx] = parts[idx][0] if len(parts[idx]) == 1 else np.concatenate(parts[idx])
+            tensors[idx] = None
+    return results  # type: ignore[return-value]
+
+
+def _stream_window_batches(full: list[int], tensors: list, W: int, batch: int, stem):
+    """Yield ``([(protein index, windows in this batch), ...], logits)`` batch by batch."""
+    net_fn, pre_fn = stem
+    pending: list[torch.Tensor] = []
+    owners: list[tuple[int, int]] = []
+    room = batch
+    for idx in full:
+        x = tensors[idx]
+        src = pre_fn(x) if pre_fn is not None else x  # per-residue stem (transformer) or raw features
+        views = src.unfold(0, W, 1).transpose(1, 2)  # (L-W+1, W, D') view, no copy
+        n_total, done = views.shape[0], 0
+        while done < n_total:
+            take = min(room, n_total - done)
+            pending.append(views[done : done + take])
+            owners.append((idx, take))
+            done += take
+            room -= take
+            if room == 0:
+                yield owners, net_fn(torch.cat(pending) if len(pending) > 1 else pending[0])
+                pending, owners, room = [], [], batch
+    if pending:
+        yield owners, net_fn(torch.cat(pending) if len(pending) > 1 else pending[0])
+
+
+def _stem_and_tail(net: torch.nn.Module, W: int):
+    """``(batch_fn, per_residue_fn)``: ``batch_fn`` maps a (B, W, D') batch of full windows to
+    logits; ``per_residue_fn`` (or None) is applied to a protein's (L, D) features first."""
+    from .model import WindowTransformer
+
+    if type(net) is WindowTransformer:  # exactly the forward reproduced below (subclasses go the generic way)
+        def per_residue(x: torch.Tensor) -> torch.Tensor:
+            return net.proj(net.norm_in(x))  # (L, d_model): identical for every window position
+
+        pos = net.pos[:W]
+
+        def tail(h: torch.Tensor) -> torch.Tensor:
+            # WindowTransformer.forward after its projection, for full (unmasked) windows
+            mask = torch.ones(h.shape[:2], dtype=torch.bool)
+            h = net.encoder(h + pos, src_key_padding_mask=~mask)
+            h = net.norm_out(h)
+            pooled = h.sum(1) / float(W)
+            return net.head(pooled).squeeze(-1)
+
+        return tail, per_residue
+
+    def generic(w: torch.Tensor) -> torch.Tensor:
+        return net(w, torch.ones(w.shape[:2], dtype=torch.bool))
+
+    return generic, None
+
+
+class _CNNPlan:
+    """What :func:`_cnn_logits` needs from a :class:`~nesscan.model.WindowCNN` (eval mode)."""
+
+    def __init__(self, net, conv1, act1, conv2, act2):
+        self.net, self.act1, self.act2 = net, act1, act2
+        self.k1, self.k2 = conv1.kernel_size[0], conv2.kernel_size[0]
+        self.p1, self.p2 = self.k1 // 2, self.k2 // 2
+        self.c1, self.c2 = conv1.out_channels, conv2.out_channels
+        # taps side by side: column block k holds the weights of tap offset k - p
+        self.w1 = conv1.weight.permute(1, 2, 0).reshape(conv1.in_channels, self.k1 * self.c1)
+        self.w2 = conv2.weight.permute(1, 2, 0).reshape(conv2.in_channels, self.k2 * self.c2)
+        self.b1 = conv1.bias if conv1.bias is not None else torch.zeros(self.c1)
+        self.b2 = conv2.bias if conv2.bias is not None else torch.zeros(self.c2)
+
+
+def _cnn_plan(net: torch.nn.Module, W: int) -> _CNNPlan | None:
+    """A plan for the per-residue CNN evaluation, or None when ``net`` is not exactly the
+    :class:`~nesscan.model.WindowCNN` layout it was written for (then windows go the generic way)."""
+    from torch import nn
+
+    from .model import WindowCNN
+
+    if type(net) is not WindowCNN or net.training or not isinstance(net.net, nn.Sequential) or len(net.net) != 5:
+        return None
+    conv1, act1, drop, conv2, act2 = net.net
+    for c in (conv1, conv2):
+        if (type(c) is not nn.Conv1d or c.kernel_size[0] % 2 == 0 or c.padding != (c.kernel_size[0] // 2,)
+                or c.stride != (1,) or c.dilation != (1,) or c.groups != 1 or c.padding_mode != "zeros"):
+            return None
+    if not (type(act1) is nn.GELU and type(act2) is nn.GELU and type(drop) is nn.Dropout):
+        return None
+    if W < 2 * (conv1.kernel_size[0] // 2 + conv2.kernel_size[0] // 2) + 1:
+        return None
+    return _CNNPlan(net, conv1, act1, conv2, act2)
+
+
+def _segments(full: list[int], tensors: list, W: int, budget: int):
+    """Groups of ``(protein index, first residue, end residue)`` segments of at most ``budget``
+    residues in all; a protein longer than ``budget`` is cut into segments overlapping by
+    ``W - 1`` residues, so that each of its windows lies wholly inside exactly one segment."""
+    group, used = [], 0
+    for idx in full:
+        L = tensors[idx].shape[0]
+        a = 0
+        while True:
+            b = min(L, a + budget)
+            if group and used + (b - a) > budget:
+                yield group
+                group, used = [], 0
+            group.append((idx, a, b))
+            used += b - a
+            if b == L:
+                break
+            a = b - (W - 1)
+    if group:
+        yield group
+
+
+def _cnn_logits(plan: _CNNPlan, full: list[int], tensors: list, W: int, budget: int):
+    """Yield ``(protein index, logits of all its windows)`` for a WindowCNN, exactly as
+    ``WindowCNN.forward`` computes them on full windows (up to float rounding), without cutting
+    windows.
+
+    A window is zero-padded at its own edges, so at window position ``p`` the first convolution
+    sees the taps ``o`` with ``0 <= p + o < W``: in the interior all taps (the convolution of the
+    whole protein), near the edges a truncated kernel. Either way the value depends only on the
+    residue ``s + p`` and on which taps are kept, so it is computed once per residue for each
+    kind of truncation. The same holds for the second convolution, whose input at each window
+    position is one of those per-residue variants; positions whose taps all fall on interior
+    values share one per-residue array, whose max over the window is a sliding max. Per
+    residue this costs ``k1 + (number of kept second-layer taps)`` small matrix products instead
+    of ``W * (k1 + k2)`` per window. Proteins are concatenated (up to ``budget`` residues) for
+    large matrix products; windows that would straddle two proteins are computed and dropped.
+    """
+    p1, p2, c1, c2 = plan.p1, plan.p2, plan.c1, plan.c2
+    norm_in = plan.net.norm_in
+    head = plan.net.head
+
+    def taps1(p):  # first-layer taps kept at window position p
+        return max(-p1, -p), min(p1, W - 1 - p)
+
+    # first-layer variants (by kept taps) and the window positions that use each
+    pos_of: dict[tuple[int, int], list[int]] = {}
+    for p in range(W):
+        pos_of.setdefault(taps1(p), []).append(p)
+    interior1 = (-p1, p1)
+    # second layer: positions j whose inputs are all interior variants with all taps share D2
+    lo_int, hi_int = p1 + p2, W - 1 - p1 - p2
+    edge_js = [j for j in range(W) if not lo_int <= j <= hi_int]
+
+    def taps2(j):
+        return max(-p2, -j), min(p2, W - 1 - j)
+
+    # which second-layer taps each first-layer variant feeds
+    need: dict[tuple[int, int], set[int]] = {key: set() for key in pos_of}
+    need[interior1].update(range(-p2, p2 + 1))  # D2
+    for j in edge_js:
+        lo, hi = taps2(j)
+        for o in range(lo, hi + 1):
+            need[taps1(j + o)].add(o)
+
+    parts: dict[int, list[torch.Tensor]] = {}
+    for group in _segments(full, tensors, W, budget):
+        x = torch.cat([tensors[idx][a:b] for idx, a, b in group])
+        N = x.shape[0]
+        nS = N - W + 1  # window starts in the concatenation (some straddle two segments)
+        z = norm_in(x)
+        A = z @ plan.w1  # (N, k1 * c1): tap products of every residue
+
+        def a_tap(o, r0, n):  # A_o[r + o] for r = r0 .. r0 + n - 1
+            k = o + p1
+            return A[r0 + o : r0 + o + n, k * c1 : (k + 1) * c1]
+
+        # first-layer outputs per variant, over the residues where that variant is read
+        h1: dict[tuple[int, int], tuple[int, torch.Tensor]] = {}
+        for key, ps in pos_of.items():
+            r0, n = min(ps), max(ps) - min(ps) + nS
+            lo, hi = key
+            acc = plan.b1 + a_tap(lo, r0, n)
+            for o in range(lo + 1, hi + 1):
+                acc += a_tap(o, r0, n)
+            h1[key] = (r0, plan.act1(acc))
+        # second-layer tap products of each variant (only the taps it feeds)
+        b2: dict[tuple[int, int], tuple[int, dict[int, torch.Tensor]]] = {}
+        for key, (r0, h) in h1.items():
+            taps = sorted(need[key])
+            if not taps:
+                continue
+            w = torch.cat([plan.w2[:, (o + p2) * c2 : (o + p2 + 1) * c2] for o in taps], 1)
+            prod = h @ w
+            b2[key] = (r0, {o: prod[:, i * c2 : (i + 1) * c2] for i, o in enumerate(taps)})
+
+        def b_tap(key, o, r, n):  # B[key]_o[r + o] for rows r .. r + n - 1 (r absolute)
+            r0, d = b2[key]
+            return d[o][r + o - r0 : r + o - r0 + n]
+
+        # interior second-layer output D2 over r = lo_int .. hi_int + nS - 1, then its sliding max
+        n_int = hi_int - lo_int + nS
+        acc = plan.b2 + b_tap(interior1, -p2, lo_int, n_int)
+        for o in range(-p2 + 1, p2 + 1):
+            acc += b_tap(interior1, o, lo_int, n_int)
+        g = plan.act2(acc)
+        best = g.unfold(0, hi_int - lo_int + 1, 1).amax(-1)  # (nS, c2): max over interior positions
+        for j in edge_js:
+            lo, hi = taps2(j)
+            acc = plan.b2 + b_tap(taps1(j + lo), lo, j, nS)
+            for o in range(lo + 1, hi + 1):
+                acc += b_tap(taps1(j + o), o, j, nS)
+            torch.maximum(best, plan.act2(acc), out=best)
+        logits = head(best).squeeze(-1)  # (nS,)
+        off = 0
+        for idx, a, b in group:
+            parts.setdefault(idx, []).append(logits[off : off + (b - a) - W + 1])
+            off += b - a
+            if b == tensors[idx].shape[0]:
+                got = parts.pop(idx)
+                yield idx, got[0] if len(got) == 1 else torch.cat(got)
 
 
 def window_bounds(length: int, window: int) -> tuple[np.ndarray, np.ndarray]:
