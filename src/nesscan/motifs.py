@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 PHI = frozenset("LIVFM")
 PHI_AT = PHI | {"A", "T"}
@@ -57,11 +58,20 @@ class MotifMatch:
         return self.phi[-1]
 
 
+_PHI_LUT = np.zeros(256, dtype=bool)
+_PHI_LUT[[ord(c) for c in PHI]] = True
+_AT_LUT = _PHI_LUT.copy()
+_AT_LUT[[ord(c) for c in PHI_AT]] = True
+# all classes at once: column k of a length-(_SPAN + 1) window is the residue k after Φ1
+_NAMES = list(CLASSES)
+_OFFS = np.array([CLASSES[k] for k in _NAMES])  # (classes, 4)
+_SPAN = int(_OFFS.max())
+_PHI0_CLASS = [not k.endswith("R") for k in _NAMES]
+
+
 def _masks(seq: str) -> tuple[np.ndarray, np.ndarray]:
     arr = np.frombuffer(seq.upper().encode("ascii"), dtype=np.uint8)
-    isphi = np.isin(arr, np.frombuffer("".join(sorted(PHI)).encode(), dtype=np.uint8))
-    isat = np.isin(arr, np.frombuffer("".join(sorted(PHI_AT)).encode(), dtype=np.uint8))
-    return isphi, isat
+    return _PHI_LUT[arr], _AT_LUT[arr]
 
 
 def _class_hits(isphi: np.ndarray, isat: np.ndarray, offs: tuple[int, ...], at_tolerant: bool) -> np.ndarray:
@@ -78,21 +88,36 @@ def _class_hits(isphi: np.ndarray, isat: np.ndarray, offs: tuple[int, ...], at_t
 
 def kosugi_matches(seq: str, at_tolerant: bool = False, phi0: bool = True) -> list[MotifMatch]:
     """All Kosugi-class matches (overlapping, every class). With ``at_tolerant`` only the
-    matches that need A/T at Φ1 or Φ2 are returned (strict ones come from the strict scan)."""
+    matches that need A/T at Φ1 or Φ2 are returned (strict ones come from the strict scan).
+    Ordered by class (the order of :data:`CLASSES`), then by position."""
     isphi, isat = _masks(seq)
+    L = len(isphi)
+    if L <= _OFFS[:, -1].min():
+        return []
+    pad = np.zeros(L + _SPAN, dtype=bool)  # positions past the end never match
+    pad[:L] = isphi
+    win = as_strided(pad, shape=(L, _SPAN + 1), strides=(1, 1), writeable=False)  # row i: pad[i : i + _SPAN + 1]
+    phi = win[:, _OFFS]  # (L, classes, 4): copies, so pad can be refilled below
+    strict = phi.all(-1)
+    if at_tolerant:
+        pad[:L] = isat
+        at = win[:, _OFFS[:, :2]]
+        hits = at.all(-1) & phi[:, :, 2] & phi[:, :, 3] & ~strict
+    else:
+        hits = strict
     out = []
-    for name, offs in CLASSES.items():
-        for i in _class_hits(isphi, isat, offs, at_tolerant).tolist():
-            pos = [i + o for o in offs]
-            cls = name
-            if phi0 and not name.endswith("R"):
-                for back in (3, 4):  # Φ0-x2-Φ1 or Φ0-x3-Φ1
-                    p0 = i - back
-                    if p0 >= 0 and isphi[p0]:
-                        pos = [p0] + pos
-                        cls = name + "+phi0"
-                        break
-            out.append(MotifMatch(cls, tuple(pos), at_tolerant))
+    for c, i in zip(*(a.tolist() for a in np.nonzero(hits.T))):
+        offs = CLASSES[_NAMES[c]]
+        pos = [i + o for o in offs]
+        cls = _NAMES[c]
+        if phi0 and _PHI0_CLASS[c]:
+            for back in (3, 4):  # Φ0-x2-Φ1 or Φ0-x3-Φ1
+                p0 = i - back
+                if p0 >= 0 and isphi[p0]:
+                    pos = [p0] + pos
+                    cls = cls + "+phi0"
+                    break
+        out.append(MotifMatch(cls, tuple(pos), at_tolerant))
     return out
 
 

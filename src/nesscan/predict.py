@@ -9,6 +9,7 @@ one batch is in memory at a time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -65,7 +66,7 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
     check_compatible(m, embedder.meta(), f"embedder {embedder.name}")
     log.info("%d proteins, %d residues; model %s (%s, window %d)", summary.n, summary.residues, m.path, card.embedder, card.window)
     sample = os.path.splitext(os.path.basename(input_fasta))[0]
-    with ResultWriter(outdir, threshold, sample=sample) as out:
+    with _torch_threads(pipeline_torch_threads(embedder)), ResultWriter(outdir, threshold, sample=sample) as out:
         bar = tqdm(total=summary.residues, unit="res", desc="predict", disable=not progress)
         # batches over consecutive proteins keep the input order in the tables
         batches = _consecutive_batches(iter_fasta(input_fasta, max_length), stream_batch_tokens(embedder))
@@ -122,6 +123,33 @@ def _embedded_and_scored(batches, embedder, m: LoadedModel):
             yield pending.result()
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
+
+
+def pipeline_torch_threads(embedder) -> int | None:
+    """Torch intra-op threads while ``predict`` runs: 1 for the built-in embedder, whose two
+    pipeline threads (embedding + window scoring, and fusion + writing) already keep two cores
+    busy with small matrix products; more OpenMP threads on top only oversubscribe the cores,
+    and on a busy machine their hand-offs stall (10x slower end to end measured on 2 shared
+    cores, benchmarks/RESULTS.md). ``None`` (torch's choice) for ESM-2, whose large matrix
+    products do use several threads."""
+    return 1 if getattr(embedder, "name", None) == "builtin" else None
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    """``torch.set_num_threads(n)`` for the block (threads started inside it inherit ``n``),
+    then the previous setting again."""
+    import torch
+
+    old = torch.get_num_threads()
+    if n is None or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 # predict batch sizes (tokens, padding counted as in ``_consecutive_batches``)

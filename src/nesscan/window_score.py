@@ -52,6 +52,11 @@ def score_windows(model: LoadedModel, emb: np.ndarray, batch: int = 8192) -> np.
     return torch.cat(out).numpy().astype(np.float64)
 
 
+# residues per CNN evaluation group: its per-residue intermediates (a few 2048 x 64 float32
+# arrays per first-layer variant) then stay in the CPU caches; 8192 was ~25 % slower on 2 cores
+CNN_RESIDUES = 2048
+
+
 @torch.inference_mode()
 def score_many(model: LoadedModel, embs: list[np.ndarray], batch: int = 8192) -> list[np.ndarray]:
     """Score several proteins at once: their windows go through the classifier in shared
@@ -64,7 +69,7 @@ def score_many(model: LoadedModel, embs: list[np.ndarray], batch: int = 8192) ->
     input standardisation and projection, which act on each residue independently, are computed
     once per residue instead of once per window position (``W`` times less work; same values up
     to float rounding, checked in the tests). The CNN is evaluated per residue too, see
-    :func:`_cnn_logits`.
+    :func:`_cnn_logits`, in groups of at most ``min(batch, CNN_RESIDUES)`` residues.
     """
     W = model.window
     net = model.net
@@ -81,7 +86,7 @@ def score_many(model: LoadedModel, embs: list[np.ndarray], batch: int = 8192) ->
             results[idx] = torch.sigmoid(net(w, m)).numpy().astype(np.float64)
     cnn = _cnn_plan(net, W) if full else None
     if cnn is not None:
-        for idx, logits in _cnn_logits(cnn, full, tensors, W, max(batch, 4 * W)):
+        for idx, logits in _cnn_logits(cnn, full, tensors, W, max(min(batch, CNN_RESIDUES), 4 * W)):
             results[idx] = torch.sigmoid(logits).numpy().astype(np.float64)
             tensors[idx] = None
     elif full:
