@@ -485,3 +485,32 @@ def test_cli_and_bin_shim(tmp_path):
     assert '"run1"' in (out / "nesscan_evaluate_stats_mqc.yaml").read_text()
     h = run_cli("evaluate", "--help")
     assert h.returncode == 0 and "--windows" in h.stdout and "--embeddings" in h.stdout
+
+
+def test_phi_region_f1_scores_overlapping_annotations_against_the_best_one(tmp_path):
+    """Two overlapping annotations of one NES (alternative Φ sets): the strict per-span Φ-F1
+    cannot credit one prediction against both, the region metric scores it against the one it
+    matches; a candidate's Φ outside every span still count as false positives."""
+    d = tmp_path / "in"
+    d.mkdir()
+    _tsv(d / "proteins.tsv", ["id", "length", "score"], [("A", 100, 0.9), ("B", 100, 0.8), ("N", 100, 0.1)])
+    _tsv(d / "labels.tsv", ["id", "label"], [("A", 1), ("B", 1), ("N", 0)])
+    # A: one NES annotated twice (10-23 Φ 11;14;18;21 and 12-27 Φ 14;18;21;25); B: one span
+    _tsv(d / "spans.tsv", ["accession", "start", "end", "hydrophobic_positions", "motif_class"],
+         [("A", 10, 23, "11;14;18;21", "c1a-4"), ("A", 12, 27, "14;18;21;25", "c1a-4"),
+          ("B", 50, 63, "51;55;59;62", "c3-4")])
+    # A's candidate matches the first annotation exactly; B's has one wrong and one missing Φ
+    _tsv(d / "candidates.tsv", ["id", "rank", "start", "end", "score", "phi_positions", "motif_class"],
+         [("A", 1, 5, 24, "0.95", "11;14;18;21", "1a"), ("B", 1, 45, 64, "0.9", "52;55;59", "3")])
+    m = run_evaluate(str(d / "proteins.tsv"), str(d / "labels.tsv"), str(tmp_path / "out"),
+                     candidates=str(d / "candidates.tsv"), spans=str(d / "spans.tsv"))
+    o = m["localisation"]["overall"]
+    assert o["phi_n_regions"] == 2
+    # region: A TP4 FP0 FN0 against its first annotation; B TP2 FP1 FN2
+    assert o["phi_region_precision"] == pytest.approx(6 / 7)
+    assert o["phi_region_recall"] == pytest.approx(6 / 8)
+    assert o["phi_region_f1"] == pytest.approx(12 / 15)
+    # strict per span: each annotation of A is scored on its own (the other's Φ left out):
+    # first TP4; second TP3 FN1 (25 missed); B TP2 FP1 FN2 — A's NES counts twice
+    assert (o["phi_tp"], o["phi_fp"], o["phi_fn"]) == (9, 1, 3)
+    assert o["phi_n_spans"] == 3

@@ -178,7 +178,9 @@ def write_evaluate_mqc(outdir: str, metrics: dict, plot_data: dict, name: str, t
         for key, title, desc in (("hit@1", "NES hit@1", "top candidate overlaps a known NES"),
                                  ("hit@5", "NES hit@5", "one of the top 5 candidates overlaps a known NES"),
                                  ("residue_auc_pooled", "residue AUC", "NES residues vs other residues of the same proteins"),
-                                 ("phi_f1", "Φ F1", "Φ residues of candidates overlapping a known NES vs its hydrophobic positions")):
+                                 ("phi_f1", "Φ F1", "Φ residues of candidates overlapping a known NES vs its hydrophobic positions"),
+                                 ("phi_region_f1", "Φ F1 region", "Φ residues of candidates overlapping an NES region "
+                                  "vs the best-matching of its overlapping annotations")):
             v = loc["overall"].get(key)
             if v is not None and math.isfinite(v):
                 k = "nesscan_" + key.replace("@", "_at_")
@@ -223,7 +225,8 @@ def write_evaluate_mqc(outdir: str, metrics: dict, plot_data: dict, name: str, t
         ltable = {}
         lcols = ["n_proteins", "n_spans", "hit@1", "hit@5", "residue_auc_pooled", "residue_auc_mean_per_protein",
                  "window_auc_pooled", "window_auc_mean_per_protein", "phi_precision", "phi_recall", "phi_f1",
-                 "phi_f1_all_spans", "motif_class_agreement"]
+                 "phi_f1_all_spans", "phi_region_precision", "phi_region_recall", "phi_region_f1",
+                 "motif_class_agreement"]
         for cls, m in [("all", loc["overall"]), *loc["by_motif_class"].items()]:
             ltable[cls] = {k.replace("@", "_at_"): _fmt(m[k]) for k in lcols if k in m}
         lheaders = {}
