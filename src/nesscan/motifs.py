@@ -74,16 +74,18 @@ def _masks(seq: str) -> tuple[np.ndarray, np.ndarray]:
     return _PHI_LUT[arr], _AT_LUT[arr]
 
 
-def _class_hits(isphi: np.ndarray, isat: np.ndarray, offs: tuple[int, ...], at_tolerant: bool) -> np.ndarray:
-    """0-based Φ1 positions where the class matches (vectorised over the sequence)."""
-    n = len(isphi) - offs[-1]
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64)
-    w = [slice(o, o + n) for o in offs]
-    strict = isphi[w[0]] & isphi[w[1]] & isphi[w[2]] & isphi[w[3]]
-    if not at_tolerant:
-        return np.flatnonzero(strict)
-    return np.flatnonzero(isat[w[0]] & isat[w[1]] & isphi[w[2]] & isphi[w[3]] & ~strict)
+def _all_class_hits(isphi: np.ndarray, isat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(strict, tolerant)`` Φ1 hits of every class at once, each ``(L, classes)`` boolean;
+    ``tolerant`` holds the matches that need A/T at Φ1 or Φ2 but are not strict ones."""
+    L = len(isphi)
+    pad = np.zeros(L + _SPAN, dtype=bool)  # positions past the end never match
+    pad[:L] = isphi
+    win = as_strided(pad, shape=(L, _SPAN + 1), strides=(1, 1), writeable=False)  # row i: pad[i : i + _SPAN + 1]
+    phi = win[:, _OFFS]  # (L, classes, 4): copies, so pad can be refilled below
+    strict = phi.all(-1)
+    pad[:L] = isat
+    at = win[:, _OFFS[:, :2]]
+    return strict, at.all(-1) & phi[:, :, 2] & phi[:, :, 3] & ~strict
 
 
 def kosugi_matches(seq: str, at_tolerant: bool = False, phi0: bool = True) -> list[MotifMatch]:
@@ -91,20 +93,10 @@ def kosugi_matches(seq: str, at_tolerant: bool = False, phi0: bool = True) -> li
     matches that need A/T at Φ1 or Φ2 are returned (strict ones come from the strict scan).
     Ordered by class (the order of :data:`CLASSES`), then by position."""
     isphi, isat = _masks(seq)
-    L = len(isphi)
-    if L <= _OFFS[:, -1].min():
+    if len(isphi) <= _OFFS[:, -1].min():
         return []
-    pad = np.zeros(L + _SPAN, dtype=bool)  # positions past the end never match
-    pad[:L] = isphi
-    win = as_strided(pad, shape=(L, _SPAN + 1), strides=(1, 1), writeable=False)  # row i: pad[i : i + _SPAN + 1]
-    phi = win[:, _OFFS]  # (L, classes, 4): copies, so pad can be refilled below
-    strict = phi.all(-1)
-    if at_tolerant:
-        pad[:L] = isat
-        at = win[:, _OFFS[:, :2]]
-        hits = at.all(-1) & phi[:, :, 2] & phi[:, :, 3] & ~strict
-    else:
-        hits = strict
+    strict, tolerant = _all_class_hits(isphi, isat)
+    hits = tolerant if at_tolerant else strict
     out = []
     for c, i in zip(*(a.tolist() for a in np.nonzero(hits.T))):
         offs = CLASSES[_NAMES[c]]
@@ -126,19 +118,32 @@ def wregex_matches(seq: str) -> list[tuple[int, int]]:
     return [(m.start(1), m.start(1) + len(m.group(1)) - 1) for m in WREGEX.finditer(seq.upper())]
 
 
+# _USES[c, d] = 1 when class c has a Φ at offset d after Φ1
+_USES = np.zeros((len(_NAMES), _SPAN + 1))
+for _c, _offs in enumerate(_OFFS):
+    _USES[_c, _offs] = 1.0
+
+
+def _spread(hits: np.ndarray, L: int) -> np.ndarray:
+    """Per residue, the number of matches (``hits``: ``(L, classes)`` Φ1 positions) using it as
+    a Φ. All values are small integers, exact in float64 whatever the order of the sums."""
+    per_offset = hits.astype(np.float64) @ _USES  # (L, offsets): matches at i with a Φ at i + d
+    track = np.zeros(L + _SPAN)
+    for d in range(_SPAN + 1):
+        track[d : d + L] += per_offset[:, d]
+    return track[:L]
+
+
 def residue_motif_tracks(seq: str) -> np.ndarray:
     """Per-residue motif evidence, L x 3 (vectorised over the sequence): the number of strict
     Kosugi matches (all classes) that use the residue as a Φ position (log1p), the same for
     A/T-tolerant matches, and whether the residue lies inside a Wregex match."""
     isphi, isat = _masks(seq)
     L = len(isphi)
-    strict = np.zeros(L)
-    tol = np.zeros(L)
-    for offs in CLASSES.values():
-        for track, tolerant in ((strict, False), (tol, True)):
-            hits = _class_hits(isphi, isat, offs, tolerant)
-            for o in offs:
-                np.add.at(track, hits + o, 1.0)
+    if L > _OFFS[:, -1].min():
+        strict, tol = (_spread(h, L) for h in _all_class_hits(isphi, isat))
+    else:
+        strict, tol = np.zeros(L), np.zeros(L)
     wr = np.zeros(L)
     for a, b in wregex_matches(seq):
         wr[a : b + 1] = 1.0
