@@ -21,6 +21,7 @@ from nesscan.embedders import get_embedder  # noqa: E402
 from nesscan.errors import NesscanError  # noqa: E402
 from nesscan.fasta import Protein  # noqa: E402
 from nesscan.esm2 import ESM2Embedder, chunk_spans, to_half  # noqa: E402
+import nesscan.esm2 as esm2  # noqa: E402
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
 NAME = "esm2_t2_test"
@@ -117,7 +118,7 @@ def test_load_through_get_embedder(ckpt):
     assert (e.name, e.dim, e.layer, e.num_layers) == (NAME, 64, 2, 2)
     assert e.weights_sha256 == sha256(ckpt)
     assert e.device == "cpu" and e.precision == "float32"
-    assert e.max_batch_tokens == 4096
+    assert e.max_batch_tokens == esm2.CPU_BATCH_TOKENS == 1024
     assert not e.model.training
     assert e.meta() == {"embedder": NAME, "layer": 2, "dimension": 64, "weights_sha256": sha256(ckpt)}
 

@@ -303,13 +303,20 @@ def tiny_esm(tmp_path_factory):
 
 
 def test_esm2_batched_equals_per_sequence(tiny_esm):
+    import nesscan.esm2 as esm2
     from nesscan.esm2 import ESM2Embedder
 
     rng = random.Random(4)
     seqs = [random_protein(rng, n) for n in (5, 31, 64, 200, 17, 150, 90)] + [random_protein(rng, 1100)]  # one chunked
     batched = ESM2Embedder("esm2_tiny", weights=tiny_esm, device="cpu", max_batch_tokens=4096)
     single = ESM2Embedder("esm2_tiny", weights=tiny_esm, device="cpu")
+    real, forwards = batched._forward, []
+    batched._forward = lambda rows: forwards.append([len(r) + 2 for r in rows]) or real(rows)
     many = batched.embed_batch(seqs)
+    assert max(map(len, forwards)) > 1 and sum(map(len, forwards)) == len(seqs) + 1  # batches; 1100 -> 2 chunks
+    for widths in forwards:  # within the token budget, and padding bounded by PAD_SLACK
+        assert len(widths) * max(widths) <= 4096
+        assert len(widths) == 1 or len(widths) * max(widths) <= (1 + esm2.PAD_SLACK) * sum(widths)
     for s, x in zip(seqs, many):
         y = single.embed_batch([s])[0]
         assert x.shape == y.shape == (len(s), 32)

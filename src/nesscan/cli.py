@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="H5", help="HDF5 output file")
     p.add_argument("-e", "--embedder", default="builtin", help=EMBEDDER_HELP)
     p.add_argument("--max-batch-tokens", type=_positive_int, default=None,
-                   help="token budget per batch, padding included (default: 4096 on CPU, 16384 on GPU for ESM-2)")
+                   help="token budget per batch, padding included (default: 1024 on CPU, 16384 on GPU for ESM-2)")
     p.add_argument("--half", action="store_true", help="store float16 (halves the file; scores change < 1e-3)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming it")
     p.add_argument("--max-length", type=_positive_int, default=DEFAULT_MAX_LENGTH,

@@ -45,8 +45,12 @@ log = logging.getLogger("nesscan.esm2")
 DOWNLOAD_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 MAX_RESIDUES = 1022  # ESM-2 was trained on crops of 1024 tokens: BOS + 1022 residues + EOS
 OVERLAP = 256
-CPU_BATCH_TOKENS = 4096
+CPU_BATCH_TOKENS = 1024  # on CPU one sequence already fills the cores: larger batches were 1.4x slower
 CUDA_BATCH_TOKENS = 16384
+# a token batch closes before padding would exceed this fraction of its real tokens: padded
+# positions cost full compute (and attention quadratically), and on CPU, where one sequence
+# already fills the cores, a batch of mixed lengths was 1.7x slower than one sequence at a time
+PAD_SLACK = 0.25
 _CUSTOM_NAME = re.compile(r"^esm2_[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _LETTERS = "ACDEFGHIKLMNPQRSTVWYXBZUO"  # all have their own token in ESM's alphabet
 
@@ -259,8 +263,10 @@ class ESM2Embedder(Embedder):
 
     Batching: :meth:`batches` packs proteins so that ``rows x longest row`` (a chunked protein
     counts one row of ``max_residues + 2`` tokens per chunk) stays within
-    ``max_batch_tokens`` (4096 on CPU, 16384 on CUDA); :meth:`embed_batch` applies the same
-    budget internally, so any list of proteins is safe to pass. On CUDA out-of-memory the
+    ``max_batch_tokens`` (1024 on CPU, 16384 on CUDA); :meth:`embed_batch` applies the same
+    budget internally, so any list of proteins is safe to pass. It sorts the rows by length
+    and also closes a batch before its padding would exceed :data:`PAD_SLACK` (25 %) of its
+    real tokens. On CUDA out-of-memory the
     sub-batch is halved and retried (and the budget lowered for later batches).
     """
 
@@ -460,14 +466,16 @@ class ESM2Embedder(Embedder):
         """Representations for token rows (no BOS/EOS yet), packed within the token budget."""
         results: list[np.ndarray | None] = [None] * len(rows)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-        groups, group, longest = [], [], 0
+        groups, group, longest, real = [], [], 0, 0
         for i in order:
             w = len(rows[i]) + 2
-            if group and max(longest, w) * (len(group) + 1) > self.max_batch_tokens:
+            cost = max(longest, w) * (len(group) + 1)  # tokens the model sees, padding included
+            if group and (cost > self.max_batch_tokens or cost > (1 + PAD_SLACK) * (real + w)):
                 groups.append(group)
-                group, longest = [], 0
+                group, longest, real = [], 0, 0
             group.append(i)
             longest = max(longest, w)
+            real += w
         if group:
             groups.append(group)
         while groups:
