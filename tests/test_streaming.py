@@ -409,3 +409,37 @@ def test_predict_builtin_runs_torch_on_one_thread_per_stage(tmp_path, monkeypatc
     finally:
         torch.set_num_threads(before)
     assert predict.pipeline_torch_threads(BuiltinEmbedder()) == 1
+
+
+def test_multiqc_content_streamed_equals_all_rows(tmp_path):
+    """predict's MultiQC sections read back from the written tables as streams (bounded
+    memory) are the files the all-rows-in-memory call writes: ties, NaN and blank scores,
+    candidates above and below the threshold, a top-N cut inside a tie."""
+    from nesscan.mqc import write_predict_mqc, write_predict_mqc_from_tables
+    from nesscan.report import CANDIDATE_COLUMNS, PROTEIN_COLUMNS
+
+    rng = random.Random(3)
+    prot_rows, cand_rows = [], []
+    for i in range(300):
+        pid = f"p{i}"
+        score = rng.choice(["", "nan", f"{rng.random():.4f}", "0.9500"])
+        prot_rows.append([pid, 100, score, f"{rng.random():.4f}", 1, 20, "L" * 20, 0])
+        for k in range(rng.randint(0, 5)):
+            s = rng.choice(["0.9500", "0.9000", "", "nan", f"{rng.random():.4f}", f"{0.85 + rng.random() / 10:.4f}"])
+            cand_rows.append([pid, k + 1, 5 * k + 1, 5 * k + 20, "L" * 20, s, "yes" if s >= "0.9" else "no", "0.5", "0.5",
+                              "0.5", s, "1a", "1;5;8;10", "", ""])
+    header = PROTEIN_COLUMNS + ["n_candidates_ge_0.9"]
+    for name, cols, rows in (("proteins.tsv", header, prot_rows), ("candidates.tsv", CANDIDATE_COLUMNS, cand_rows)):
+        with open(tmp_path / name, "w", newline="") as fh:
+            w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+            w.writerow(cols)
+            w.writerows(rows)
+    ties = sum(r[5] == "0.9500" for r in cand_rows)
+    for top_n in (ties - 3, 50):  # cut inside the tie at 0.95, and below it
+        a = write_predict_mqc(str(tmp_path / f"all{top_n}"), _read(tmp_path / "proteins.tsv"),
+                              _read(tmp_path / "candidates.tsv"), sample="s", top_n=top_n)
+        b = write_predict_mqc_from_tables(str(tmp_path / f"stream{top_n}"), str(tmp_path / "proteins.tsv"),
+                                          str(tmp_path / "candidates.tsv"), sample="s", top_n=top_n)
+        assert [os.path.basename(p) for p in a] == [os.path.basename(p) for p in b] and len(a) == 3
+        for pa, pb in zip(a, b):
+            assert open(pa).read() == open(pb).read()

@@ -47,7 +47,7 @@ def run_gather(proteins: list[str], candidates: list[str], gff3: list[str], outd
                 if row["id"] in seen:
                     raise NesscanError(f"protein '{row['id']}' is in both {seen[row['id']]} and {p}")
                 seen[row["id"]] = p
-    from .mqc import write_predict_mqc
+    from .mqc import write_predict_mqc_from_tables
 
     os.makedirs(outdir, exist_ok=True)
     out = {k: os.path.join(outdir, n) for k, n in (("proteins", "proteins.tsv"), ("candidates", "candidates.tsv"),
@@ -76,8 +76,6 @@ def run_gather(proteins: list[str], candidates: list[str], gff3: list[str], outd
         for t in tmp.values():
             if os.path.exists(t):
                 os.remove(t)
-    with open(out["proteins"], newline="") as fp, open(out["candidates"], newline="") as fc:
-        write_predict_mqc(outdir, list(csv.DictReader(fp, delimiter="\t")), list(csv.DictReader(fc, delimiter="\t")),
-                          sample=sample, threshold=threshold)
+    write_predict_mqc_from_tables(outdir, out["proteins"], out["candidates"], sample=sample, threshold=threshold)
     log.info("gathered %d chunks, %d proteins -> %s", len(proteins), len(seen), outdir)
     return {"chunks": len(proteins), "proteins": len(seen), **out}

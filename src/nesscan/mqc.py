@@ -447,4 +447,31 @@ def write_predict_mqc(outdir: str, proteins_rows: Sequence, candidates_rows: Seq
     return paths
 
 
-__all__ = ["write_predict_mqc", "write_evaluate_mqc", "to_yaml", "write_section"]
+def write_predict_mqc_from_tables(outdir: str, proteins_tsv: str, candidates_tsv: str, sample: str | None = None,
+                                  threshold: float = 0.9, top_n: int = 50) -> list[str]:
+    """:func:`write_predict_mqc` for written ``proteins.tsv`` / ``candidates.tsv``, reading
+    them as streams: only what the sections use is kept (two scores per protein; id and score
+    of the candidates at or above ``threshold``; the ``top_n`` best candidates whole), so memory
+    does not grow with the candidate table. Same files as passing every row."""
+    import csv
+    import heapq
+
+    def rows(path):
+        with open(path, newline="") as fh:
+            yield from csv.DictReader(fh, delimiter="\t")
+
+    prots = [{"score": r.get("score"), "nes_score": r.get("nes_score")} for r in rows(proteins_tsv)]
+    # the top_n of write_predict_mqc's stable sort: highest score (NaN as -1), then file order
+    best = heapq.nsmallest(top_n, ((-np.nan_to_num(_flt(r.get("score")), nan=-1.0), i)
+                                   for i, r in enumerate(rows(candidates_tsv))))
+    top = {i for _, i in best}
+    cands = []  # kept in file order, so ties rank as in the full table
+    for i, r in enumerate(rows(candidates_tsv)):
+        if i in top:
+            cands.append(r)
+        elif _flt(r.get("score")) >= threshold:
+            cands.append({"id": r.get("id"), "score": r.get("score")})
+    return write_predict_mqc(outdir, prots, cands, sample=sample, threshold=threshold, top_n=top_n)
+
+
+__all__ = ["write_predict_mqc", "write_predict_mqc_from_tables", "write_evaluate_mqc", "to_yaml", "write_section"]

@@ -142,10 +142,8 @@ class ResultWriter:
             if os.path.exists(t):
                 os.remove(t)
         if exc_type is None and self.multiqc:
-            from .mqc import write_predict_mqc
+            from .mqc import write_predict_mqc_from_tables
 
-            with open(self.paths["proteins"], newline="") as fp, open(self.paths["candidates"], newline="") as fc:
-                prots = list(csv.DictReader(fp, delimiter="\t"))
-                cands = list(csv.DictReader(fc, delimiter="\t"))
-            self.mqc_paths = write_predict_mqc(self.outdir, prots, cands, sample=self.sample, threshold=self.threshold)
+            self.mqc_paths = write_predict_mqc_from_tables(self.outdir, self.paths["proteins"], self.paths["candidates"],
+                                                           sample=self.sample, threshold=self.threshold)
         return False
