@@ -394,9 +394,9 @@ def test_predict_builtin_runs_torch_on_one_thread_per_stage(tmp_path, monkeypatc
     seen = []
     real = predict._embed_and_score
 
-    def spy(embedder, m, batch):
+    def spy(*args):
         seen.append(torch.get_num_threads())
-        return real(embedder, m, batch)
+        return real(*args)
 
     monkeypatch.setattr(predict, "_embed_and_score", spy)
     fasta = write_fasta(tmp_path / "t.fasta", _proteins(5, 6, 30, 120))

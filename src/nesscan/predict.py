@@ -70,7 +70,8 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
         bar = tqdm(total=summary.residues, unit="res", desc="predict", disable=not progress)
         # batches over consecutive proteins keep the input order in the tables
         batches = _consecutive_batches(iter_fasta(input_fasta, max_length), stream_batch_tokens(embedder))
-        for batch, embs, scores in _embedded_and_scored(batches, embedder, m):
+        builtin = embedder.name == "builtin"  # cheap per-protein numpy embedding: in this thread
+        for batch, embs, scores in _embedded_and_scored(batches, embedder, m, embed_in_caller=builtin):
             for p, emb, nn in zip(batch, embs, scores):
                 out.add(score_and_rank(m, p.id, p.sequence, emb, nn, top_k, threshold, structure_dir), len(p))
             bar.update(sum(len(p) for p in batch))
@@ -99,23 +100,27 @@ def score_and_rank(m: LoadedModel, pid: str, seq: str, emb, nn, top_k: int, thre
     return rank_protein(pid, seq, m.window, comps, m.raw.get("protein_model"), top_k, threshold, rsa, plddt)
 
 
-def _embed_and_score(embedder, m: LoadedModel, batch):
-    embs = embedder.embed_batch([p.sequence for p in batch])
+def _embed_and_score(embedder, m: LoadedModel, batch, embs=None):
+    if embs is None:
+        embs = embedder.embed_batch([p.sequence for p in batch])
     return batch, embs, score_many(m, embs)
 
 
-def _embedded_and_scored(batches, embedder, m: LoadedModel):
+def _embedded_and_scored(batches, embedder, m: LoadedModel, embed_in_caller: bool = False):
     """``(batch, embeddings, window scores)`` in input order, computed one batch ahead in a
-    worker thread: embedding and window scoring of batch k+1 (mostly in torch and numpy, which
-    release the GIL) overlap fusion, ranking and writing of batch k in the caller's thread. At
-    most two batches are in memory; results are those of the plain sequential loop."""
+    worker thread: window scoring (and, unless ``embed_in_caller``, embedding) of batch k+1,
+    mostly in torch, which releases the GIL, overlaps fusion, ranking and writing of batch k in
+    the caller's thread. ``embed_in_caller`` embeds in the caller's thread instead (the
+    built-in embedder: many small numpy calls that hold the GIL, which would stall the worker's
+    scoring). At most two batches are in memory; results are those of the plain sequential loop."""
     from concurrent.futures import ThreadPoolExecutor
 
     ex = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nesscan-embed")
     try:
         pending = None
         for batch in batches:
-            nxt = ex.submit(_embed_and_score, embedder, m, batch)
+            embs = embedder.embed_batch([p.sequence for p in batch]) if embed_in_caller else None
+            nxt = ex.submit(_embed_and_score, embedder, m, batch, embs)
             if pending is not None:
                 yield pending.result()
             pending = nxt
@@ -127,7 +132,7 @@ def _embedded_and_scored(batches, embedder, m: LoadedModel):
 
 def pipeline_torch_threads(embedder) -> int | None:
     """Torch intra-op threads while ``predict`` runs: 1 for the built-in embedder, whose two
-    pipeline threads (embedding + window scoring, and fusion + writing) already keep two cores
+    pipeline threads (window scoring, and embedding + fusion + writing) already keep two cores
     busy with small matrix products; more OpenMP threads on top only oversubscribe the cores,
     and on a busy machine their hand-offs stall (10x slower end to end measured on 2 shared
     cores, benchmarks/RESULTS.md). ``None`` (torch's choice) for ESM-2, whose large matrix
