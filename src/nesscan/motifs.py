@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -88,14 +89,28 @@ def _all_class_hits(isphi: np.ndarray, isat: np.ndarray) -> tuple[np.ndarray, np
     return strict, at.all(-1) & phi[:, :, 2] & phi[:, :, 3] & ~strict
 
 
+@lru_cache(maxsize=16)
+def _scan(seq: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``(isphi, strict hits, tolerant hits)`` of a sequence (hits None when it is too short for
+    any class), read-only and cached: the strict and the A/T-tolerant scan of a sequence, and
+    the Φ annotation of a protein's candidates, share one scan."""
+    isphi, isat = _masks(seq)
+    if len(isphi) <= _OFFS[:, -1].min():
+        strict = tolerant = None
+    else:
+        strict, tolerant = _all_class_hits(isphi, isat)
+        strict.flags.writeable = tolerant.flags.writeable = False
+    isphi.flags.writeable = False
+    return isphi, strict, tolerant
+
+
 def kosugi_matches(seq: str, at_tolerant: bool = False, phi0: bool = True) -> list[MotifMatch]:
     """All Kosugi-class matches (overlapping, every class). With ``at_tolerant`` only the
     matches that need A/T at Φ1 or Φ2 are returned (strict ones come from the strict scan).
     Ordered by class (the order of :data:`CLASSES`), then by position."""
-    isphi, isat = _masks(seq)
-    if len(isphi) <= _OFFS[:, -1].min():
+    isphi, strict, tolerant = _scan(seq)
+    if strict is None:
         return []
-    strict, tolerant = _all_class_hits(isphi, isat)
     hits = tolerant if at_tolerant else strict
     out = []
     for c, i in zip(*(a.tolist() for a in np.nonzero(hits.T))):
