@@ -35,6 +35,25 @@ def main(path):
         print("|---|" + "---|" * len(keys))
         for a, r in ac["results"].items():
             print(f"| {a} | " + " | ".join(fmt(r[k]) for k in keys) + " |")
+        if ac.get("note"):
+            print(f"\nNote: {ac['note']}")
+    fs = cv.get("fusion_shrinkage")
+    if fs:
+        print(f"\nFusion shrinkage (motif and similarity weights relative to the classifier's; rule: {fs['rule']}): "
+              f"chosen per outer fold {', '.join(f'{x:g}' for x in fs['per_outer_fold'])}; shipped model **{fs['final']:g}**.\n")
+        print("| shrink | hit@1 | hit@5 |")
+        print("|---|---|---|")
+        for g, m in fs["final_table"].items():
+            print(f"| {g} | {fmt(m['hit_at_1'])} | {fmt(m['hit_at_5'])} |")
+    phi = cv.get("pooled_out_of_fold", {}).get("components", {}).get("fused_score", {}).get("phi_residues")
+    if phi:
+        print("\nΦ residues of the fused top candidates (out of fold; `nesscan evaluate`'s definitions):\n")
+        print("| scored against | precision | recall | F1 | n |")
+        print("|---|---|---|---|---|")
+        print(f"| each annotated span on its own (strict) | {fmt(phi['phi_precision'])} | {fmt(phi['phi_recall'])} "
+              f"| {fmt(phi['phi_f1'])} | {phi['phi_n_spans']} spans |")
+        print(f"| the best-matching of overlapping annotations (region) | {fmt(phi['phi_region_precision'])} "
+              f"| {fmt(phi['phi_region_recall'])} | {fmt(phi['phi_region_f1'])} | {phi['phi_n_regions']} regions |")
     pf = cv.get("classifier_per_fold", {})
     if "hit_at_1" in pf:
         print(f"\nClassifier alone, per fold: hit@1 {pf['hit_at_1']['mean']:.3f} ± {pf['hit_at_1']['sd']:.3f} "

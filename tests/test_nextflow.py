@@ -27,7 +27,7 @@ EXAMPLE = os.path.join(ROOT, "examples", "example.fasta")
 EXAMPLE_NES = os.path.join(ROOT, "examples", "example_nes.tsv")
 SHIPPED_MODEL = os.path.join(ROOT, "models", "nesscan-builtin-v1", "model.json")
 MODULES = sorted(glob.glob(os.path.join(ROOT, "modules", "local", "*", "main.nf")))
-TORCH_MODULES = ("embed", "window_score", "fuse", "evaluate")  # modules that run nesscan
+TORCH_MODULES = ("embed", "window_score", "fuse", "evaluate", "explain")  # modules that run nesscan
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="java not installed: Nextflow cannot run")
 
@@ -193,6 +193,32 @@ def test_evaluation_against_the_test_labels(pipeline):
     assert glob.glob(os.path.join(ev, "nesscan_*_mqc.*"))
 
 
+def test_explain_publishes_attributions_and_profiles_per_chunk(pipeline):
+    """--explain (on in the test profile): per chunk, attributions of the top candidates of every
+    protein of the chunk and profile plots linked from index.html."""
+    out = os.path.join(pipeline["outdir"], "explain")
+    chunks = sorted(os.listdir(out))
+    assert chunks == [f"example.chunk{i:05d}" for i in (1, 2, 3)]
+    ids = fasta_ids(EXAMPLE)
+    seen = set()
+    for chunk in chunks:
+        rows = read_tsv(os.path.join(out, chunk, "attributions.tsv"))
+        assert rows and set(rows[0]) == {"id", "candidate_rank", "position", "residue", "attribution", "is_phi"}
+        assert all(1 <= int(r["candidate_rank"]) <= 3 for r in rows)  # --explain_top_k 3
+        seen |= {r["id"] for r in rows}
+        index = open(os.path.join(out, chunk, "index.html")).read()
+        pngs = glob.glob(os.path.join(out, chunk, "profiles", "*.png"))
+        assert pngs and all(os.path.getsize(p) > 1000 for p in pngs)
+        assert all(os.path.basename(p) in index for p in pngs)
+    # every protein with a full window (demo_short is shorter than the window: nothing to explain)
+    from Bio.SeqIO.FastaIO import SimpleFastaParser
+
+    with open(EXAMPLE) as fh:
+        long_enough = {t.split()[0] for t, seq in SimpleFastaParser(fh) if len(seq) >= 20}
+    assert long_enough and long_enough < set(ids)
+    assert seen == long_enough
+
+
 def test_windows_published_per_chunk_and_embeddings_not(pipeline):
     out = pipeline["outdir"]
     windows = sorted(glob.glob(os.path.join(out, "windows", "*.windows.tsv.gz")))
@@ -220,7 +246,7 @@ def test_every_process_reports_versions(pipeline):
 
     path = os.path.join(pipeline["outdir"], "pipeline_info", "nesscan_software_mqc_versions.yml")
     versions = yaml.safe_load(open(path))
-    for proc in ("EMBED", "WINDOW_SCORE", "FUSE", "EVALUATE"):
+    for proc in ("EMBED", "WINDOW_SCORE", "FUSE", "EVALUATE", "EXPLAIN"):
         assert set(versions[proc]) == {"nesscan", "python", "torch", "torch_cuda"}, versions[proc]
         assert versions[proc]["nesscan"] not in ("", None) and "not found" not in str(versions[proc])
     assert versions["GATHER"] == {"nesscan": "0.1.0"}
@@ -233,7 +259,8 @@ def test_pipeline_info_and_trace(pipeline):
         assert glob.glob(os.path.join(info, prefix + "*")), prefix
     trace = newest_trace(pipeline["outdir"])
     procs = [t["process"].split(":")[-1] for t in trace]
-    assert sorted(procs) == sorted(["EMBED"] * 3 + ["WINDOW_SCORE"] * 3 + ["FUSE"] * 3 + ["GATHER", "EVALUATE", "MULTIQC"])
+    assert sorted(procs) == sorted(["EMBED"] * 3 + ["WINDOW_SCORE"] * 3 + ["FUSE"] * 3 + ["EXPLAIN"] * 3
+                                   + ["GATHER", "EVALUATE", "MULTIQC"])
     assert {t["status"] for t in trace} == {"COMPLETED"}
 
 
@@ -242,7 +269,7 @@ def test_resume_reexecutes_nothing(pipeline):
                      cwd=pipeline["base"], env=pipeline["env"])
     assert r.returncode == 0, r.output[-6000:]
     trace = newest_trace(pipeline["outdir"])
-    assert len(trace) == 12
+    assert len(trace) == 15
     assert {t["status"] for t in trace} == {"CACHED"}, [(t["name"], t["status"]) for t in trace]
 
 
@@ -256,7 +283,7 @@ def test_stub_run_exercises_every_branch(tmp_path):
     r = run_pipeline("-profile", "test_stub,local_env", "-stub-run", "--outdir", out, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.output[-6000:]
     procs = {t["process"].split(":")[-1] for t in newest_trace(out)}
-    assert procs == {"EMBED", "WINDOW_SCORE", "FUSE", "GATHER", "EVALUATE", "MULTIQC"}
+    assert procs == {"EMBED", "WINDOW_SCORE", "FUSE", "EXPLAIN", "GATHER", "EVALUATE", "MULTIQC"}
     assert len(glob.glob(str(out / "embeddings" / "*.h5"))) == 2      # --save_embeddings, 2 chunks
     assert (out / "evaluation").is_dir()                               # --labels
     assert (out / "multiqc" / "multiqc_report.html").exists()
@@ -271,14 +298,16 @@ def test_gpu_profile_asks_the_tool_for_cuda(tmp_path, request):
     limits = tmp_path / "limits.config"
     limits.write_text("process.resourceLimits = [cpus: 1, memory: '6.GB', time: '1.h']\n")
     r = run_pipeline("-profile", "local_env,gpu", "-c", limits, "--input", EXAMPLE, "--chunk_size", 8,
-                     "--outdir", out, *model_args(request), cwd=tmp_path, env=env)
+                     "--explain", "--explain_plots", 1, "--outdir", out, *model_args(request), cwd=tmp_path, env=env)
     assert r.returncode == 0, r.output[-6000:]
     trace = newest_trace(out)
-    assert sorted(t["process"].split(":")[-1] for t in trace) == ["EMBED", "FUSE", "GATHER", "MULTIQC", "WINDOW_SCORE"]
-    embed = [t for t in trace if t["process"].endswith(":EMBED")][0]
-    workdir = glob.glob(str(tmp_path / "work" / embed["hash"]) + "*")
-    assert len(workdir) == 1
-    assert "--device cuda" in open(os.path.join(workdir[0], ".command.sh")).read()
+    assert sorted(t["process"].split(":")[-1] for t in trace) == ["EMBED", "EXPLAIN", "FUSE", "GATHER", "MULTIQC",
+                                                                    "WINDOW_SCORE"]
+    for step in ("EMBED", "EXPLAIN"):  # the two steps that embed ask for the GPU
+        task = [t for t in trace if t["process"].endswith(":" + step)][0]
+        workdir = glob.glob(str(tmp_path / "work" / task["hash"]) + "*")
+        assert len(workdir) == 1
+        assert "--device cuda" in open(os.path.join(workdir[0], ".command.sh")).read(), step
     fuse = [t for t in trace if t["process"].endswith(":FUSE")][0]
     workdir = glob.glob(str(tmp_path / "work" / fuse["hash"]) + "*")
     assert "--device" not in open(os.path.join(workdir[0], ".command.sh")).read()  # CPU-only step

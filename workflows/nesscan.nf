@@ -5,6 +5,8 @@
  *   input.fasta ─ splitFasta(--chunk_size) ─┬─ EMBED ─ WINDOW_SCORE ─ FUSE ─┐
  *                                           ├─ ...                           ├─ GATHER ─ [EVALUATE] ─ MULTIQC
  *                                           └─ EMBED ─ WINDOW_SCORE ─ FUSE ─┘
+ *   with --explain, every chunk also goes to EXPLAIN (integrated-gradients attributions and
+ *   profile plots of its best proteins).
  */
 
 include { EMBED        } from '../modules/local/embed/main'
@@ -12,6 +14,7 @@ include { WINDOW_SCORE } from '../modules/local/window_score/main'
 include { FUSE         } from '../modules/local/fuse/main'
 include { GATHER       } from '../modules/local/gather/main'
 include { EVALUATE     } from '../modules/local/evaluate/main'
+include { EXPLAIN      } from '../modules/local/explain/main'
 include { MULTIQC      } from '../modules/local/multiqc/main'
 
 include { softwareVersionsToYAML; paramsSummaryMultiqc; readSchema } from '../subworkflows/local/utils_nesscan_pipeline'
@@ -52,6 +55,14 @@ workflow NESSCAN {
         structures
     )
     ch_versions = ch_versions.mix(FUSE.out.versions.first())
+
+    //
+    // Per-residue attributions and profile plots, per chunk
+    //
+    if( params.explain ) {
+        EXPLAIN ( ch_chunks, model, weights )
+        ch_versions = ch_versions.mix(EXPLAIN.out.versions.first())
+    }
 
     //
     // Gather: every chunk's tables, sorted by chunk number (deterministic for -resume)

@@ -130,6 +130,7 @@ def run_explain(input_fasta: str, outdir: str, model: str | None = None, top_k: 
     """Attributions for the top candidates of every protein, and profile plots for the first
     ``plots`` proteins (by protein score), with an ``index.html`` that links them."""
     import csv
+    import heapq
     import html
     import os
     from urllib.parse import quote
@@ -150,12 +151,13 @@ def run_explain(input_fasta: str, outdir: str, model: str | None = None, top_k: 
     check_compatible(m, emb_model.meta(), f"embedder {emb_model.name}")
     os.makedirs(outdir, exist_ok=True)
     tmp = os.path.join(outdir, "attributions.tsv.partial")
-    summary = []
+    summary: list = []  # min-heap of (protein score, -input index, ...): bounded by ``plots``
+    n_seen = 0
     try:
         with open(tmp, "w", newline="") as fh:
             w = csv.writer(fh, delimiter="\t", lineterminator="\n")
             w.writerow(["id", "candidate_rank", "position", "residue", "attribution", "is_phi"])
-            for p in tqdm(list(iter_fasta(input_fasta)), desc="explain", unit="prot", disable=not progress):
+            for p in tqdm(iter_fasta(input_fasta), desc="explain", unit="prot", disable=not progress):
                 emb = emb_model.embed_batch([p.sequence])[0]
                 nn = score_windows(m, emb)
                 params = m.raw.get("fusion")
@@ -172,15 +174,21 @@ def run_explain(input_fasta: str, outdir: str, model: str | None = None, top_k: 
                     for k, v in enumerate(a):
                         pos = s + k
                         w.writerow([p.id, rank, pos, p.sequence[pos - 1], f"{v:.5f}", "yes" if pos in phi else "no"])
-                summary.append((float(ranked.protein_row[2]), p, comps, ranked, attrs))
+                # keep only what the profile plots need: the ``plots`` best proteins so far
+                item = (float(ranked.protein_row[2]), -n_seen, p, comps, ranked, attrs)
+                n_seen += 1
+                if len(summary) < plots:
+                    heapq.heappush(summary, item)
+                elif plots and item[:2] > summary[0][:2]:
+                    heapq.heapreplace(summary, item)
         os.replace(tmp, os.path.join(outdir, "attributions.tsv"))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    summary.sort(key=lambda t: -t[0])
+    summary.sort(key=lambda t: (-t[0], -t[1]))  # best first; ties in input order
     links = []
     os.makedirs(os.path.join(outdir, "profiles"), exist_ok=True)
-    for score, p, comps, ranked, attrs in summary[:plots]:
+    for score, _, p, comps, ranked, attrs in summary:
         stem = os.path.join(outdir, "profiles", quote(p.id, safe=""))
         plot_profile(stem, p.id, p.sequence, m.window, comps, ranked.candidate_rows, attrs or None)
         links.append((p.id, score, "profiles/" + quote(quote(p.id, safe=""), safe="") + ".png"))
@@ -188,4 +196,4 @@ def run_explain(input_fasta: str, outdir: str, model: str | None = None, top_k: 
         fh.write("<!doctype html><meta charset='utf-8'><title>nesscan profiles</title><h1>nesscan protein profiles</h1>\n")
         for pid, score, href in links:
             fh.write(f"<h2>{html.escape(pid)} — protein score {score:.3f}</h2><img src='{html.escape(href)}' width='900'>\n")
-    return {"proteins": len(summary), "plots": len(links)}
+    return {"proteins": n_seen, "plots": len(links)}

@@ -276,6 +276,32 @@ def localisation_metrics(records: list[Record], scores: dict[str, np.ndarray], w
     }
 
 
+def phi_metrics(records: list[Record], scores: dict[str, np.ndarray], window: int, top_k: int = 5) -> dict:
+    """Φ-residue precision/recall/F1 of the top candidates picked on ``scores`` (Φ from
+    :func:`nesscan.fuse.annotate_phi`), computed by ``nesscan evaluate``'s own code: per span
+    (strict) and per region of overlapping annotations (best-matching annotation)."""
+    from . import evaluate
+
+    inp = evaluate.Inputs(has_phi=True, proteins={}, candidates={}, spans={}, sequences={})
+    for r in records:
+        if r.group != "nes_annotated" or not r.spans or r.id not in scores:
+            continue
+        L = len(r.sequence)
+        rows = []
+        for c in pick_candidates(scores[r.id], L, window, top_k=top_k):
+            cls, phi = fuse.annotate_phi(r.sequence, c.start, c.end)
+            rows.append({"rank": c.rank, "start": c.start, "end": c.end, "score": c.score, "phi": phi, "motif_class": cls})
+        inp.proteins[r.id] = {"length": L}
+        inp.sequences[r.id] = r.sequence
+        inp.candidates[r.id] = rows
+        inp.spans[r.id] = [evaluate.SpanRec(sp.start, sp.end, list(sp.phi), evaluate.motif_family(sp.motif_class),
+                                            sp.motif_class) for sp in r.spans]
+    o = evaluate.localisation(inp)["overall"]
+    keys = ("phi_precision", "phi_recall", "phi_f1", "phi_n_spans", "phi_f1_all_spans", "phi_region_precision",
+            "phi_region_recall", "phi_region_f1", "phi_n_regions", "hit@1", "hit@5")
+    return {k.replace("@", "_at_"): o[k] for k in keys if k in o}
+
+
 def protein_aucs(records: list[Record], score: dict[str, float]) -> dict:
     def auc(pos_group, neg_group):
         y, s = [], []
@@ -361,6 +387,38 @@ def _component_arrays(params, outs, ids):
     return {i: fuse.component_scores(params, outs[i]["nn"], outs[i]["mf"], outs[i]["sr"]) for i in ids}
 
 
+SHRINK_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0)
+
+
+def select_fusion_shrink(records, oof: dict, fold_of: dict, ex_ids, nn, mf, sr, y, window: int,
+                         seed: int = 0, grid=SHRINK_GRID) -> tuple[float, dict]:
+    """Pick the fusion's shrinkage (:func:`nesscan.fuse.fit_fusion`) by cross-validation over
+    the folds present in ``fold_of``: for each fold, fit the fusion on the other folds' window
+    examples and score this fold's proteins at every grid value; the value with the highest
+    pooled hit@1 + hit@5 wins (ties: the larger value, i.e. the plain fit is preferred).
+    Returns the value and the per-value table; with fewer than two folds (the inner loop of a
+    2-fold CV) there is nothing to choose on and the plain fit (1.0) is returned with an empty
+    table."""
+    ex_fold = np.array([fold_of[i] for i in ex_ids])
+    folds = sorted(set(ex_fold.tolist()))
+    if len(folds) < 2 or any(len(set(y[ex_fold != k].tolist())) < 2 for k in folds):
+        # nothing to cross-validate on (e.g. the inner loop of a 2-fold CV): the plain fit
+        return 1.0, {}
+    by_fold = {k: [r.id for r in records if fold_of.get(r.id) == k] for k in folds}
+    arrays: dict[float, dict] = {g: {} for g in grid}
+    for k in folds:
+        tr = ex_fold != k
+        for g, params in fuse.fit_fusion_grid(nn[tr], mf[tr], sr[tr], y[tr], seed=seed, shrinks=grid).items():
+            arrays[g].update({i: c["fused_score"] for i, c in _component_arrays(params, oof, by_fold[k]).items()})
+    sub = [r for r in records if r.id in fold_of]
+    table = {}
+    for g in grid:
+        m = localisation_metrics(sub, arrays[g], window)
+        table[g] = {"hit_at_1": m.get("hit_at_1", float("nan")), "hit_at_5": m.get("hit_at_5", float("nan"))}
+    best = max(grid, key=lambda g: (round(table[g]["hit_at_1"] + table[g]["hit_at_5"], 9), g))
+    return float(best), {str(g): v for g, v in table.items()}
+
+
 def cross_validate(records, embs, mut, dim, cfg: TrainConfig, progress=True) -> dict:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import StratifiedGroupKFold
@@ -389,16 +447,28 @@ def cross_validate(records, embs, mut, dim, cfg: TrainConfig, progress=True) -> 
     # fusion weights: learned on the other folds' out-of-fold windows, applied to this fold
     ex_ids, nn, mf, sr, y = _fusion_examples(records, oof, cfg)
     ex_fold = np.array([fold_of[i] for i in ex_ids])
+    # the shrinkage is chosen inside the other folds too (nested), so fold k's figures stay unseen
     comps: dict[str, dict] = {}
+    shrinks = []
     for k in range(cfg.folds):
-        params = fuse.fit_fusion(nn[ex_fold != k], mf[ex_fold != k], sr[ex_fold != k], y[ex_fold != k], seed=cfg.seed)
+        inner = {i: f for i, f in fold_of.items() if f != k}
+        keep = ex_fold != k
+        g, _ = select_fusion_shrink(records, oof, inner, [i for i, m in zip(ex_ids, keep) if m],
+                                    nn[keep], mf[keep], sr[keep], y[keep], cfg.window, seed=cfg.seed)
+        shrinks.append(g)
+        params = fuse.fit_fusion(nn[keep], mf[keep], sr[keep], y[keep], seed=cfg.seed, shrink=g)
         comps.update(_component_arrays(params, oof, [i for i, f in zip(ids, folds) if f == k]))
+    log.info("fusion shrinkage chosen per outer fold: %s", shrinks)
+    final_shrink, shrink_table = select_fusion_shrink(records, oof, fold_of, ex_ids, nn, mf, sr, y, cfg.window,
+                                                      seed=cfg.seed)
     components = {}
     for name in ("nn_score", "motif_score", "similarity_score", "fused_score"):
         arrays = {i: c[name] for i, c in comps.items()}
         loc = localisation_metrics(records, arrays, cfg.window)
         loc.update(protein_aucs(records, {i: float(a.max()) for i, a in arrays.items()}))
         components[name] = loc
+    components["fused_score"]["phi_residues"] = phi_metrics(records, {i: c["fused_score"] for i, c in comps.items()},
+                                                            cfg.window)
     # protein level on the fused NES evidence, same folds
     Xn = np.array([protein_model.feature_vector(
         r.sequence, comps[r.id]["fused_score"],
@@ -424,7 +494,10 @@ def cross_validate(records, embs, mut, dim, cfg: TrainConfig, progress=True) -> 
         "classifier_per_fold": _summary(per_fold),
         "pooled_out_of_fold": {"components": components, "protein_level_roc_auc": protein_level},
         "best_epochs": epochs,
-        "_fusion_data": (nn, mf, sr, y),
+        "fusion_shrinkage": {"rule": "highest pooled out-of-fold hit@1 + hit@5; chosen by nested CV on the "
+                                     "training folds for each outer fold, and on all folds for the shipped model",
+                             "per_outer_fold": shrinks, "final": final_shrink, "final_table": shrink_table},
+        "_fusion_data": (nn, mf, sr, y, final_shrink),
         "_protein_data": (Xn, lab),
     }
 
@@ -487,7 +560,7 @@ def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, 
     if not cv:  # no out-of-fold scores: fit the fusion and protein model in-sample (flagged in the card)
         outs = protein_outputs(net, cfg.window, records, embs, refs)
         _, nn, mf, sr, y = _fusion_examples(records, outs, cfg)
-        fusion_data = (nn, mf, sr, y)
+        fusion_data = (nn, mf, sr, y, 1.0)
         params = fuse.fit_fusion(nn, mf, sr, y, seed=cfg.seed)
         comps = _component_arrays(params, outs, [r.id for r in records])
         Xn = np.array([protein_model.feature_vector(
@@ -495,7 +568,7 @@ def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, 
             [c.score for c in pick_candidates(comps[r.id]["fused_score"], len(r.sequence), cfg.window, top_k=2)])
             for r in records])
         protein_data = (Xn, np.array([r.label for r in records]))
-    fusion_params = fuse.fit_fusion(*fusion_data, seed=cfg.seed)
+    fusion_params = fuse.fit_fusion(*fusion_data[:4], seed=cfg.seed, shrink=fusion_data[4])
     protein_params = protein_model.fit(*protein_data, seed=cfg.seed)
     if not cv:
         fusion_params["note"] = protein_params["note"] = "fitted on in-sample scores (trained without cross-validation)"
