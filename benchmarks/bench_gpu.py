@@ -5,7 +5,10 @@
   (a pool of a few token batches, :func:`nesscan.predict.stream_batch_tokens`), which
   :class:`nesscan.esm2.ESM2Embedder` sorts by length and packs into batches of at most
   ``max_batch_tokens`` tokens (padding included); float16 weights on CUDA (float32 on CPU);
-  proteins over 1,022 residues in overlapping chunks; out-of-memory halves the batch.
+  attention through torch's scaled_dot_product_attention (``--no-sdpa``: fair-esm's explicit
+  attention); proteins over 1,022 residues in overlapping chunks; out-of-memory halves the batch.
+  ``--compare-attention`` times the nesscan path with both attention modes and reports the
+  speed-up of SDPA and the largest difference between the two modes' embeddings.
 * **fair-esm loop** — the plain way: one sequence per forward pass, float32, fair-esm's own
   batch converter, truncated to 1,022 residues (fair-esm cannot take more).
 
@@ -22,6 +25,7 @@ is written in fair-esm's layout to a temporary folder. ``--end-to-end`` also tim
 
     python benchmarks/bench_gpu.py                      # CUDA if present: esm2_t33_650M_UR50D
     python benchmarks/bench_gpu.py --device cpu         # CPU test: esm2_t6_8M_UR50D, few proteins
+    python benchmarks/bench_gpu.py --compare-attention  # SDPA vs fair-esm's explicit attention
 """
 
 from __future__ import annotations
@@ -146,9 +150,34 @@ def time_fair_esm_loop(model, alphabet, layer, proteins, device) -> tuple[float,
     return time.perf_counter() - t, residues
 
 
+def bench_nesscan(name, ckpt, device, max_batch_tokens, proteins, runs, sdpa, probe) -> dict:
+    """Times the nesscan path in one attention mode; ``probe``: proteins whose embeddings are kept."""
+    from nesscan.esm2 import ESM2Embedder
+
+    cuda = device.type == "cuda"
+    residues = sum(len(p) for p in proteins)
+    emb = ESM2Embedder(name, weights=ckpt, device=str(device), max_batch_tokens=max_batch_tokens, sdpa=sdpa)
+    out = {"attention": emb.attention, "precision": emb.precision, "max_batch_tokens": emb.max_batch_tokens,
+           "params_flop": flop_params(emb.model), "probe": emb.embed_batch([p.sequence for p in probe])}
+    time_nesscan(emb, proteins[: min(8, len(proteins))])  # warm-up
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    t = []
+    for r in range(runs):
+        t.append(time_nesscan(emb, proteins))
+        print(f"  nesscan ({emb.attention}) run {r + 1}: {t[-1]:.2f} s, {residues / t[-1]:,.0f} residues/s", flush=True)
+    if cuda:
+        out["max_memory_allocated_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+    out.update(runs_s=t, residues_per_s=residues / statistics.median(t), max_batch_tokens_after=emb.max_batch_tokens)
+    del emb
+    if cuda:
+        torch.cuda.empty_cache()
+    return out
+
+
 def main(argv=None) -> int:
     from nesscan.embedders import ESM2_MODELS
-    from nesscan.esm2 import ESM2Embedder, _pick_device
+    from nesscan.esm2 import _pick_device
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
@@ -160,6 +189,9 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for the FLOP bound")
     ap.add_argument("--end-to-end", action="store_true", help="also time nesscan predict with a random classifier")
+    ap.add_argument("--no-sdpa", action="store_true", help="nesscan path with fair-esm's explicit attention")
+    ap.add_argument("--compare-attention", action="store_true",
+                    help="time the nesscan path with SDPA and with explicit attention, and compare their embeddings")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
 
@@ -177,31 +209,33 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="nesscan-esm-") as tmp:
         ckpt = write_random_checkpoint(os.path.join(tmp, f"{name}.pt"), layers, dim, heads)
-        emb = ESM2Embedder(name, weights=ckpt, device=str(device), max_batch_tokens=a.max_batch_tokens)
-        params = flop_params(emb.model)
+        # nesscan token-batched path, in the chosen attention mode (and the other one to compare)
+        modes = [not a.no_sdpa] + ([a.no_sdpa] if a.compare_attention else [])
+        probe = proteins[: min(16, len(proteins))] if a.compare_attention else []
+        results = [bench_nesscan(name, ckpt, device, a.max_batch_tokens, proteins, a.runs, m, probe) for m in modes]
+        first = results[0]
+        params = first["params_flop"]
         peak, peak_note = device_peak(device, a.peak_tflops)
         bound = peak / (2 * params)
         info = {"model": name, "params_flop": params, "device": str(device),
                 "device_name": torch.cuda.get_device_name(device) if cuda else "CPU", "torch": torch.__version__,
-                "precision": emb.precision, "max_batch_tokens": emb.max_batch_tokens, "peak_flops": peak,
+                "precision": first["precision"], "attention": first["attention"],
+                "max_batch_tokens": first["max_batch_tokens"], "peak_flops": peak,
                 "peak_note": peak_note, "bound_residues_per_s": bound, "proteins": len(proteins), "residues": residues}
         print(json.dumps({k: v for k, v in info.items() if k != "peak_flops"}), flush=True)
-
-        # nesscan token-batched path (one warm-up on a few proteins first)
-        time_nesscan(emb, proteins[: min(8, len(proteins))])
-        if cuda:
-            torch.cuda.reset_peak_memory_stats(device)
-        t_new = []
-        for r in range(a.runs):
-            t_new.append(time_nesscan(emb, proteins))
-            print(f"  nesscan run {r + 1}: {t_new[-1]:.2f} s, {residues / t_new[-1]:,.0f} residues/s", flush=True)
-        if cuda:
-            info["max_memory_allocated_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
-        rate_new = residues / statistics.median(t_new)
-        max_tokens_after = emb.max_batch_tokens
-        del emb
-        if cuda:
-            torch.cuda.empty_cache()
+        t_new, rate_new = first["runs_s"], first["residues_per_s"]
+        max_tokens_after = first["max_batch_tokens_after"]
+        if "max_memory_allocated_gb" in first:
+            info["max_memory_allocated_gb"] = first["max_memory_allocated_gb"]
+        if a.compare_attention:
+            by = {r["attention"]: r for r in results}
+            diff = max(float(np.abs(x - y).max()) for x, y in zip(by["sdpa"]["probe"], by["explicit"]["probe"]))
+            scale = max(float(np.abs(y).max()) for y in by["explicit"]["probe"])
+            info["attention_compare"] = {
+                m: {k: v for k, v in r.items() if k not in ("probe", "params_flop")} for m, r in by.items()}
+            info["attention_compare"].update(
+                sdpa_speedup=by["sdpa"]["residues_per_s"] / by["explicit"]["residues_per_s"],
+                probe_proteins=len(probe), max_abs_diff=diff, max_abs_value=scale)
 
         # fair-esm plain loop, float32
         import warnings
@@ -249,16 +283,24 @@ def main(argv=None) -> int:
             info["predict_residues_per_s"] = residues / statistics.median(t_e2e)
 
     print()
-    print(f"{name} on {info['device_name']} ({info['precision']} nesscan / float32 fair-esm), "
+    print(f"{name} on {info['device_name']} ({info['precision']} {info['attention']} nesscan / float32 fair-esm), "
           f"{params / 1e6:.0f} M FLOP-parameters; bound {bound:,.0f} residues/s ({peak_note})")
     print("| path | proteins | residues/s (median) | 11 M-residue proteome | fraction of FLOP bound |")
     print("|---|---:|---:|---:|---:|")
-    rows = [("nesscan token-batched", len(proteins), rate_new), ("fair-esm one-sequence loop", len(base), rate_old)]
+    rows = [(f"nesscan token-batched ({info['attention']})", len(proteins), rate_new)]
+    if a.compare_attention:
+        other = [m for m in info["attention_compare"] if m in ("sdpa", "explicit") and m != info["attention"]][0]
+        rows.append((f"nesscan token-batched ({other})", len(proteins), info["attention_compare"][other]["residues_per_s"]))
+    rows.append(("fair-esm one-sequence loop", len(base), rate_old))
     if a.end_to_end:
         rows.append(("nesscan predict end to end", len(proteins), info["predict_residues_per_s"]))
     for label, k, rate in rows:
         print(f"| {label} | {k:,} | {rate:,.0f} | {PROTEOME_RESIDUES / rate / 60:.1f} min | {rate / bound:.1%} |")
     print(f"speed-up (embedding): {info['speedup']:.1f}x")
+    if a.compare_attention:
+        c = info["attention_compare"]
+        print(f"SDPA vs explicit attention: {c['sdpa_speedup']:.2f}x; max |difference| {c['max_abs_diff']:.3g} "
+              f"over {c['probe_proteins']} proteins (values up to {c['max_abs_value']:.3g})")
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(info, fh, indent=1)

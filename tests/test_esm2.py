@@ -20,7 +20,9 @@ from esm.model.esm2 import ESM2  # noqa: E402
 from nesscan.embedders import get_embedder  # noqa: E402
 from nesscan.errors import NesscanError  # noqa: E402
 from nesscan.fasta import Protein  # noqa: E402
-from nesscan.esm2 import ESM2Embedder, chunk_spans, to_half  # noqa: E402
+from esm.multihead_attention import MultiheadAttention  # noqa: E402
+
+from nesscan.esm2 import ESM2Embedder, chunk_spans, to_half, use_sdpa  # noqa: E402
 import nesscan.esm2 as esm2  # noqa: E402
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
@@ -117,7 +119,7 @@ def test_load_through_get_embedder(ckpt):
     assert isinstance(e, ESM2Embedder)
     assert (e.name, e.dim, e.layer, e.num_layers) == (NAME, 64, 2, 2)
     assert e.weights_sha256 == sha256(ckpt)
-    assert e.device == "cpu" and e.precision == "float32"
+    assert e.device == "cpu" and e.precision == "float32" and e.attention == "sdpa"
     assert e.max_batch_tokens == esm2.CPU_BATCH_TOKENS == 1024
     assert not e.model.training
     assert e.meta() == {"embedder": NAME, "layer": 2, "dimension": 64, "weights_sha256": sha256(ckpt)}
@@ -184,6 +186,100 @@ def test_half_precision_keeps_rotary_tables_exact(ckpt):
     assert torch.equal(rot._cos_cached[0], emb_.cos().half())
     assert half.dtype == torch.float16
     assert (half.float() - full).abs().max().item() < 0.05
+
+
+# ---- scaled-dot-product attention -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def emb_explicit(ckpt):
+    return ESM2Embedder(NAME, weights=ckpt, device="cpu", sdpa=False)
+
+
+def sdpa_spy(monkeypatch):
+    """Counts calls of torch's real scaled_dot_product_attention and keeps the masks passed."""
+    real = torch.nn.functional.scaled_dot_product_attention
+    calls = []
+
+    def spy(q, k, v, attn_mask=None, **kw):
+        calls.append((tuple(q.shape), attn_mask, kw))
+        return real(q, k, v, attn_mask=attn_mask, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    return calls
+
+
+def test_sdpa_is_installed_and_used(emb, emb_explicit, monkeypatch):
+    assert emb.attention == "sdpa" and emb_explicit.attention == "explicit"
+    for layer in emb.model.layers:
+        assert isinstance(layer.self_attn, esm2._SdpaAttention)
+        assert type(layer.self_attn).forward is not MultiheadAttention.forward
+    for layer in emb_explicit.model.layers:
+        assert type(layer.self_attn) is MultiheadAttention
+    assert use_sdpa(emb.model) == 2  # idempotent: both layers already switched
+    with pytest.raises(NesscanError, match="ESM-2"):
+        use_sdpa(torch.nn.Linear(2, 2))
+
+    calls = sdpa_spy(monkeypatch)
+    rng = np.random.default_rng(11)
+    lengths = (20, 26, 30)
+    rows = [emb._encode(random_seq(rng, n)) for n in lengths]
+    emb._forward(rows)
+    assert len(calls) == emb.num_layers
+    for shape, mask, kw in calls:
+        assert shape == (3, 4, 32, 16)  # (batch, heads, tokens, head_dim)
+        assert kw["scale"] == 1.0  # q is pre-scaled as in fair-esm
+        assert mask.dtype == torch.bool and tuple(mask.shape) == (3, 1, 1, 32)
+        want = torch.arange(32)[None, :] < torch.tensor(lengths)[:, None] + 2  # BOS..EOS may be attended
+        assert torch.equal(mask[:, 0, 0], want)
+    calls.clear()
+    emb._forward(rows[:1])  # no padding: no mask, so CUDA may take FlashAttention
+    assert len(calls) == emb.num_layers and all(mask is None for _, mask, _ in calls)
+    calls.clear()
+    emb_explicit._forward(rows)
+    assert calls == []
+
+
+def test_sdpa_matches_explicit_attention(ckpt, emb, emb_explicit):
+    rng = np.random.default_rng(12)
+    # one token batch with padding (lengths within PAD_SLACK and the 1024-token budget)
+    rows = [emb._encode(random_seq(rng, n)) for n in (100, 110, 118, 120)]
+    fused, explicit = emb._forward(rows), emb_explicit._forward(rows)
+    for r, a, b in zip(rows, fused, explicit):
+        assert a.shape == b.shape == (len(r), 64)
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+    # the padded rows are what they are alone: the key-padding mask is honoured
+    np.testing.assert_allclose(fused[0], emb._forward(rows[:1])[0], atol=1e-5, rtol=1e-4)
+    # whole embed_batch, with a protein chunked at the default 1,022 residues
+    seqs = [random_seq(rng, n) for n in (7, 45, 46, 130, 1500)]
+    for a, b in zip(emb.embed_batch(seqs), emb_explicit.embed_batch(seqs)):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+    # small chunks batched with short proteins, padding inside the batches
+    small = ESM2Embedder(NAME, weights=ckpt, device="cpu", max_residues=30, overlap=8)
+    small_x = ESM2Embedder(NAME, weights=ckpt, device="cpu", max_residues=30, overlap=8, sdpa=False)
+    seqs = [random_seq(rng, n) for n in (12, 95, 30, 31, 64, 8, 27)]
+    for a, b in zip(small.embed_batch(seqs), small_x.embed_batch(seqs)):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_sdpa_falls_back_for_attention_maps(ckpt, ref):
+    model, alphabet = ref
+    fused, _ = reference(ckpt)
+    assert use_sdpa(fused) == 2
+    seqs = [("a", random_seq(np.random.default_rng(13), 40)), ("b", random_seq(np.random.default_rng(14), 25))]
+    _, _, tokens = alphabet.get_batch_converter()(seqs)
+    with torch.no_grad():
+        want = model(tokens, repr_layers=[1, 2], need_head_weights=True)
+        got = fused(tokens, repr_layers=[1, 2], need_head_weights=True)
+        plain = fused(tokens, repr_layers=[1, 2])
+    # need_head_weights runs fair-esm's own attention: identical maps and representations
+    assert got["attentions"].shape == (2, 2, 4, 42, 42)
+    assert torch.equal(got["attentions"], want["attentions"])
+    for layer in (1, 2):
+        assert torch.equal(got["representations"][layer], want["representations"][layer])
+        torch.testing.assert_close(plain["representations"][layer], want["representations"][layer],
+                                   atol=1e-5, rtol=1e-4)
+    assert "attentions" not in plain
 
 
 # ---- long proteins --------------------------------------------------------------------------

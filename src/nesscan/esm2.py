@@ -35,6 +35,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .embedders import ESM2_MODELS, Embedder
 from .errors import NesscanError
@@ -146,6 +147,104 @@ def to_half(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+class _SdpaAttention:
+    """Mixin for fair-esm's ``MultiheadAttention`` in ESM-2: the attention product through
+    :func:`torch.nn.functional.scaled_dot_product_attention` (see :func:`use_sdpa`).
+
+    Same arithmetic as fair-esm's explicit path up to the product itself: the same q/k/v
+    projections, ``q *= scaling`` before the rotary embedding (so SDPA runs with
+    ``scale=1.0``, never scaling twice), the same ``self.rot_emb(q, k)`` call on
+    ``(bsz * heads, len, head_dim)`` tensors, the key-padding mask (``True`` = padding) as a
+    boolean "may attend" mask of shape ``(bsz, 1, 1, src_len)``, and ``out_proj``. Returns
+    ``(attn, None)``: ESM-2's ``TransformerLayer`` always asks for ``need_weights`` but
+    ``ESM2.forward`` only uses a layer's weights under ``need_head_weights`` (attention maps,
+    contacts), and then, like any other call this path does not cover (incremental state,
+    ``attn_mask``, ``before_softmax``, bias_kv / zero attention, dropout in training), the
+    call goes to fair-esm's own ``forward`` unchanged."""
+
+    def forward(self, query, key, value, key_padding_mask=None, incremental_state=None, need_weights=True,
+                static_kv=False, attn_mask=None, before_softmax=False, need_head_weights=False):
+        if (
+            need_head_weights
+            or before_softmax
+            or incremental_state is not None
+            or static_kv
+            or attn_mask is not None
+            or key is None
+            or value is None
+            or self.rot_emb is None
+            or self.bias_k is not None
+            or self.add_zero_attn
+            or (self.training and self.dropout > 0)
+            or self.onnx_trace
+        ):
+            return super().forward(
+                query, key, value, key_padding_mask=key_padding_mask, incremental_state=incremental_state,
+                need_weights=need_weights, static_kv=static_kv, attn_mask=attn_mask,
+                before_softmax=before_softmax, need_head_weights=need_head_weights,
+            )
+        tgt_len, bsz, embed_dim = query.size()
+        assert embed_dim == self.embed_dim
+        src_len = key.size(0)
+        heads, head_dim = self.num_heads, self.head_dim
+        q = self.q_proj(query)
+        k = self.k_proj(key)
+        v = self.v_proj(value)
+        q *= self.scaling  # as fair-esm: scaled before the rotary embedding, hence scale=1.0 below
+        q = q.view(tgt_len, bsz * heads, head_dim).transpose(0, 1)
+        k = k.view(src_len, bsz * heads, head_dim).transpose(0, 1)
+        v = v.view(src_len, bsz * heads, head_dim).transpose(0, 1)
+        q, k = self.rot_emb(q, k)
+        q = q.unflatten(0, (bsz, heads))  # (bsz, heads, len, head_dim)
+        k = k.unflatten(0, (bsz, heads))
+        v = v.unflatten(0, (bsz, heads))
+        mask = None
+        if key_padding_mask is not None and key_padding_mask.dim() > 0:
+            assert key_padding_mask.shape == (bsz, src_len)
+            mask = ~key_padding_mask.to(torch.bool).view(bsz, 1, 1, src_len)  # True: may attend
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, is_causal=False, scale=1.0)
+        attn = attn.permute(2, 0, 1, 3).reshape(tgt_len, bsz, embed_dim)
+        return self.out_proj(attn), None
+
+
+_SDPA_CLASSES: dict[type, type] = {}
+
+
+def use_sdpa(model: torch.nn.Module) -> int:
+    """Run an ESM-2 model's self-attention through PyTorch's ``scaled_dot_product_attention``;
+    returns the number of attention modules switched (idempotent: already switched ones count).
+
+    Why: fair-esm computes attention explicitly (``bmm``, a masked fill, softmax in float32,
+    ``bmm``), materialising a ``(bsz * heads) x len x len`` score tensor and its float32 softmax
+    per layer. SDPA dispatches to fused kernels instead: on CUDA FlashAttention (batches without
+    padding) or the memory-efficient kernel (which takes the key-padding mask), both with an
+    online softmax accumulated in float32 and no ``len x len`` weights in memory; on CPU a
+    fused flash-style kernel. Results equal fair-esm's to float rounding (tested on CPU in
+    float32 against ``sdpa=False``).
+
+    Only fair-esm's ``ESM2`` is accepted (rotary attention without bias_kv, as every ESM-2);
+    each layer's ``self_attn`` gets its class swapped to a subclass with :class:`_SdpaAttention`
+    mixed in; fair-esm's files are not touched, and calls the fused path does not cover
+    (attention maps, contacts) still run fair-esm's own ``forward``.
+    """
+    from esm.model.esm2 import ESM2
+    from esm.multihead_attention import MultiheadAttention
+
+    if not isinstance(model, ESM2):
+        raise NesscanError(f"use_sdpa() takes a fair-esm ESM-2 model, not {type(model).__name__}")
+    switched = 0
+    for m in model.modules():
+        if not isinstance(m, MultiheadAttention) or m.rot_emb is None:
+            continue
+        if not isinstance(m, _SdpaAttention):
+            cls = type(m)
+            if cls not in _SDPA_CLASSES:
+                _SDPA_CLASSES[cls] = type(f"{cls.__name__}Sdpa", (_SdpaAttention, cls), {})
+            m.__class__ = _SDPA_CLASSES[cls]
+        switched += 1
+    return switched
+
+
 def _pick_device(device: str | None) -> torch.device:
     d = (device or "auto").strip().lower()
     if d == "auto":
@@ -247,11 +346,28 @@ class ESM2Embedder(Embedder):
     fair-esm applies the final layer norm to it); negative values count from the end
     (-1 = last).
 
+    Attention (``sdpa``, default True, all devices): each layer's self-attention runs through
+    :func:`torch.nn.functional.scaled_dot_product_attention` (:func:`use_sdpa`): fused kernels
+    (FlashAttention or the memory-efficient kernel on CUDA, a flash-style kernel on CPU) with
+    no ``len x len`` float32 attention weights materialised per layer, the same projections
+    and rotary embedding as fair-esm, and the key-padding mask passed as a boolean mask.
+    ``sdpa=False`` keeps fair-esm's explicit attention (``bmm`` + float32 softmax + ``bmm``).
+    The choice is recorded as ``attention`` (``"sdpa"`` or ``"explicit"``) and logged.
+
     Precision: float32 on CPU. On CUDA the weights are cast to float16 (``model.half()``, as
-    ESMFold runs ESM-2) with the rotary position tables computed in float32; fair-esm computes
-    attention softmax in float32 and torch's layer norm accumulates in float32. Outputs are
-    always float32 numpy arrays. The model is in eval mode and runs under
-    ``torch.inference_mode()``.
+    ESMFold runs ESM-2) with the rotary position tables computed in float32; attention softmax
+    is accumulated in float32 (fair-esm's explicit softmax, or the SDPA kernels' online
+    softmax) and torch's layer norm accumulates in float32. This float16 model is used instead
+    of ``torch.autocast`` (bf16/fp16) as its documented equivalent for inference: autocast
+    would keep the float32 weights in memory and cast them per operation on every call, and
+    its one benefit, float32 where reduced precision hurts, is already covered here (the
+    rotary tables by :class:`_RotaryFp32Tables` via :func:`to_half`, softmax and layer norm
+    accumulating in float32). Outputs are always float32 numpy arrays. The model is in eval
+    mode and runs under ``torch.inference_mode()``.
+
+    Transfers on CUDA: the token batch goes through pinned host memory with a non-blocking
+    copy, and the representations come back into a pinned buffer with a non-blocking copy
+    followed by a stream synchronisation before numpy reads them. CPU runs copy nothing.
 
     Long proteins: ESM-2 was trained on at most 1022 residues. A protein longer than
     ``max_residues`` (1022) is cut into overlapping chunks of exactly ``max_residues`` residues
@@ -280,6 +396,7 @@ class ESM2Embedder(Embedder):
         max_residues: int = MAX_RESIDUES,
         overlap: int = OVERLAP,
         max_batch_tokens: int | None = None,
+        sdpa: bool = True,
     ) -> None:
         import esm  # noqa: F401  (fair-esm; imported lazily so the builtin embedder needs no ESM)
         import esm.pretrained
@@ -336,6 +453,7 @@ class ESM2Embedder(Embedder):
             self.precision = "float16"
         else:
             self.precision = "float32"
+        self.attention = "sdpa" if sdpa and use_sdpa(model) else "explicit"
         self.model = model.to(self._device)
         self.alphabet = alphabet
         lookup = np.full(128, -1, dtype=np.int64)
@@ -345,8 +463,8 @@ class ESM2Embedder(Embedder):
         default_budget = CUDA_BATCH_TOKENS if self._device.type == "cuda" else CPU_BATCH_TOKENS
         self.max_batch_tokens = int(max_batch_tokens or default_budget)
         log.info(
-            "%s: %d layers, %d dims, layer %d, %s on %s (weights %s, sha256 %s)",
-            name, self.num_layers, self.dim, self.layer, self.precision, self.device,
+            "%s: %d layers, %d dims, layer %d, %s on %s, %s attention (weights %s, sha256 %s)",
+            name, self.num_layers, self.dim, self.layer, self.precision, self.device, self.attention,
             self.weights_path, self.weights_sha256[:12],
         )
 
@@ -512,7 +630,19 @@ class ESM2Embedder(Embedder):
             tokens[i, 0] = alphabet.cls_idx
             tokens[i, 1 : len(r) + 1] = r
             tokens[i, len(r) + 1] = alphabet.eos_idx
-        t = torch.from_numpy(tokens).to(self._device)
+        t = torch.from_numpy(tokens)
+        cuda = self._device.type == "cuda"
+        if cuda:  # pinned staging buffer: a direct DMA copy, queued without waiting
+            t = t.pin_memory().to(self._device, non_blocking=True)
+        else:
+            t = t.to(self._device)
         rep = self.model(t, repr_layers=[self.layer])["representations"][self.layer]
+        if cuda:
+            rep = rep.float()
+            host = torch.empty(rep.shape, dtype=torch.float32, pin_memory=True)
+            host.copy_(rep, non_blocking=True)
+            torch.cuda.current_stream(self._device).synchronize()  # the copy has landed before numpy reads it
+            rep = host.numpy()  # copied out below, so the pinned buffer goes back to torch's cache
+            return [rep[i, 1 : len(r) + 1].copy() for i, r in enumerate(rows)]
         rep = rep.float().cpu().numpy()
         return [np.ascontiguousarray(rep[i, 1 : len(r) + 1]) for i, r in enumerate(rows)]
