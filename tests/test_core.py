@@ -137,6 +137,141 @@ def test_interrupted_embed_leaves_valid_resumable_file(tmp_path, monkeypatch):
     assert r["reused"] == done and r["embedded"] == 40 - done and read_meta(out)["complete"]
 
 
+def _h5_content(path):
+    """Everything a reader can see in an embeddings file: root attributes, and per dataset its
+    attributes, dtype, compression and values."""
+    with h5py.File(path, "r") as f:
+        root = {k: f.attrs[k] for k in f.attrs}
+        data = {}
+        for key in f["proteins"]:
+            ds = f["proteins"][key]
+            data[key] = ({k: ds.attrs[k] for k in ds.attrs}, ds.dtype, ds.compression, ds.compression_opts, ds[()])
+    return root, data
+
+
+def _assert_same_h5(a, b):
+    (ra, da), (rb, db) = _h5_content(a), _h5_content(b)
+    assert ra == rb and sorted(da) == sorted(db)
+    for key in da:
+        (aa, ta, ca, oa, xa), (ab, tb, cb, ob, xb) = da[key], db[key]
+        assert aa == ab and ta == tb and ca == cb and oa == ob
+        np.testing.assert_array_equal(xa, xb)
+
+
+def _many_batches(n=40, seed=9):
+    rng = random.Random(seed)
+    recs = [(f"p{i}|x/{i}", random_protein(rng, 30 + (7 * i) % 50)) for i in range(n)]
+    emb = BuiltinEmbedder()
+    emb.max_batch_tokens = 200  # several batches
+    return recs, emb
+
+
+def test_embed_background_writes_equal_synchronous_writes(tmp_path, monkeypatch):
+    """The HDF5 writes run in a background thread (the next batch is embedded meanwhile); the
+    file holds exactly what the synchronous loop writes: ids, sequences, checksums, indices,
+    arrays, attributes; also when resuming (float16 storage here)."""
+    import threading
+
+    recs, emb = _many_batches()
+    fasta = write_fasta(tmp_path / "a.fasta", recs)
+    first = write_fasta(tmp_path / "first.fasta", recs[::3])
+    threads = set()
+    real_write = EmbeddingWriter.write
+
+    def spy(self, *a, **k):
+        threads.add(threading.current_thread().name)
+        return real_write(self, *a, **k)
+
+    monkeypatch.setattr(EmbeddingWriter, "write", spy)
+    out = {}
+    for mode in (True, False):
+        path = out[mode] = str(tmp_path / f"e-{mode}.h5")
+        threads.clear()
+        assert run_embed(fasta, path, emb, progress=False, async_write=mode) == {"proteins": 40, "embedded": 40, "reused": 0}
+        assert threads == ({"nesscan-hdf5-writer"} if mode else {threading.current_thread().name})
+        assert not os.path.exists(path + ".partial")
+    _assert_same_h5(out[True], out[False])
+    assert [pid for pid, _, _ in EmbeddingReader(out[True])] == [pid for pid, _ in recs]
+    for mode in (True, False):  # resume on top of a partial run
+        path = out[mode] = str(tmp_path / f"r-{mode}.h5")
+        run_embed(first, path, emb, progress=False, dtype="float16", async_write=mode)
+        assert run_embed(fasta, path, emb, progress=False, dtype="float16", async_write=mode)["reused"] == 14
+    _assert_same_h5(out[True], out[False])
+
+
+@pytest.mark.parametrize("fail_at", [1, 3])
+def test_embed_writer_error_stops_the_run_and_is_raised(tmp_path, monkeypatch, fail_at):
+    """An error inside the background writer reaches the caller, stops the embedding, and the
+    output is what the synchronous loop leaves: nothing when no protein was stored, else a valid
+    incomplete file that a re-run resumes from."""
+    recs, emb = _many_batches()
+    fasta = write_fasta(tmp_path / "a.fasta", recs)
+    from nesscan.fasta import iter_fasta
+
+    n_batches = len(list(emb.batches(list(iter_fasta(fasta)))))
+    assert n_batches >= 8
+    real_write, real_embed = EmbeddingWriter.write, emb.embed_batch
+    paths, embedded = {}, {}
+    for mode in (True, False):
+        calls = {"write": 0, "embed": 0}
+
+        def failing(self, *a, **k):
+            calls["write"] += 1
+            if calls["write"] == fail_at:
+                raise OSError("disk full (simulated)")
+            return real_write(self, *a, **k)
+
+        def counting(seqs):
+            calls["embed"] += 1
+            return real_embed(seqs)
+
+        monkeypatch.setattr(EmbeddingWriter, "write", failing)
+        monkeypatch.setattr(emb, "embed_batch", counting)
+        path = paths[mode] = str(tmp_path / f"e-{mode}.h5")
+        with pytest.raises(OSError, match="disk full"):
+            run_embed(fasta, path, emb, progress=False, async_write=mode)
+        embedded[mode] = calls["embed"]
+        assert not os.path.exists(path + ".partial")
+        if fail_at == 1:
+            assert not os.path.exists(path)
+        else:
+            meta = read_meta(path)
+            assert not meta["complete"] and meta["n"] == fail_at - 1
+    assert embedded[False] == 1 and embedded[True] <= 4 < n_batches  # the run stopped (bounded queue)
+    if fail_at > 1:
+        _assert_same_h5(paths[True], paths[False])
+        monkeypatch.setattr(EmbeddingWriter, "write", real_write)
+        monkeypatch.setattr(emb, "embed_batch", real_embed)
+        r = run_embed(fasta, paths[True], emb, progress=False)
+        assert r == {"proteins": 40, "embedded": 40 - (fail_at - 1), "reused": fail_at - 1} and read_meta(paths[True])["complete"]
+
+
+def test_embed_error_while_embedding_keeps_what_was_written(tmp_path, monkeypatch):
+    """An error in the embedder (not an interrupt) after some batches: the background writer
+    finishes the batches already embedded, then the file is closed as the synchronous loop
+    closes it (valid, incomplete, same proteins)."""
+    recs, emb = _many_batches()
+    fasta = write_fasta(tmp_path / "a.fasta", recs)
+    real = emb.embed_batch
+    paths = {}
+    for mode in (True, False):
+        calls = {"n": 0}
+
+        def flaky(seqs):
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise RuntimeError("embedder failed (simulated)")
+            return real(seqs)
+
+        monkeypatch.setattr(emb, "embed_batch", flaky)
+        path = paths[mode] = str(tmp_path / f"e-{mode}.h5")
+        with pytest.raises(RuntimeError, match="embedder failed"):
+            run_embed(fasta, path, emb, progress=False, async_write=mode)
+        meta = read_meta(path)
+        assert not meta["complete"] and meta["n"] > 0
+    _assert_same_h5(paths[True], paths[False])
+
+
 def test_embed_refuses_other_embedder_output(tmp_path):
     fasta = write_fasta(tmp_path / "a.fasta", [("p", "MKLVLLAAGLL")])
     out = str(tmp_path / "e.h5")

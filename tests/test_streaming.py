@@ -8,6 +8,9 @@
   reference versions;
 * the built-in pipeline computes with one torch thread per stage and restores the caller's
   setting;
+* ``score_many(..., device=...)`` == the default path, exactly, for every architecture (and the
+  accelerator code path run on the CPU too); predict with ESM-2 through that path writes the
+  same tables;
 * ESM-2: the token-batched path (length-sorted, padded, chunked) == one sequence at a time, on
   CPU with a tiny random checkpoint, down to the window scores of ``predict``; a batch that runs
   out of memory (the real forward pass refusing large batches, as CUDA would) is halved and
@@ -112,6 +115,55 @@ def test_cnn_fast_path_follows_the_module(tmp_path):
     np.testing.assert_allclose(score_many(m, [x])[0], _plain_scores(m, x), rtol=1e-5, atol=2e-6)
     m.net.train()
     assert window_score._cnn_plan(m.net, m.window) is None
+
+
+@pytest.mark.parametrize("arch", ["cnn", "transformer", "mlp"])
+def test_score_many_device_argument_equals_default(tmp_path, monkeypatch, arch):
+    """``score_many(..., device=...)``: on the CPU the very same computation as the default
+    (``model.net`` itself, no copies), so identical scores; and the accelerator code path (a
+    cached copy of the classifier on the device, inputs moved there, one transfer of all scores
+    at the end), forced to run on the CPU, gives identical scores too, with tensor inputs as well."""
+    from nesscan import window_score
+
+    m = load(_random_model(tmp_path, arch, seed=8))
+    e = BuiltinEmbedder()
+    seqs = [s for _, s in _proteins(13, 12, 3, 260)] + ["L" * 20, "A" * 21, random_protein(random.Random(6), 700)]
+    embs = [e.embed(s) for s in seqs]
+    for batch in (8192, 37):
+        ref = score_many(m, embs, batch=batch)
+        for device in ("cpu", torch.device("cpu")):
+            got = score_many(m, embs, batch=batch, device=device)
+            for a, b in zip(got, ref):
+                assert a.dtype == b.dtype == np.float64
+                np.testing.assert_array_equal(a, b)
+        with monkeypatch.context() as mp:
+            mp.setattr(window_score, "_on_host", lambda dev: False)  # the GPU path, on the CPU
+            for inputs in (embs, [torch.from_numpy(x) for x in embs]):
+                got = score_many(m, inputs, batch=batch, device="cpu")
+                for a, b in zip(got, ref):
+                    assert a.dtype == np.float64 and a.shape == b.shape
+                    np.testing.assert_array_equal(a, b)
+    # the device copy is made once per model and device, and leaves model.net as it was
+    net = window_score.device_net(m, "cpu")
+    assert net is window_score.device_net(m, torch.device("cpu")) and net is not m.net and not net.training
+    assert all(p.device.type == "cpu" for p in m.net.parameters())
+    m.net = build(m.card)  # a replaced classifier gets a new copy
+    assert window_score.device_net(m, "cpu") is not net
+
+
+def test_predict_scores_on_the_embedders_gpu_only_for_esm2():
+    from nesscan.predict import scoring_device
+
+    class FakeESM2:
+        name = "esm2_t6_8M_UR50D"
+
+        def __init__(self, device):
+            self.device = device
+
+    assert scoring_device(BuiltinEmbedder()) is None  # the built-in CPU path is unchanged
+    assert scoring_device(FakeESM2("cpu")) is None
+    assert scoring_device(FakeESM2("cuda")) == "cuda"
+    assert scoring_device(FakeESM2("cuda:1")) == "cuda:1"
 
 
 # ----------------------------------------------------------------------------- predict
@@ -385,6 +437,39 @@ def test_predict_esm2_out_of_memory_halves_and_gives_the_same_tables(tmp_path, t
     assert any(t > 600 for _, t in calls) and any(n > 1 and t <= 600 for n, t in calls)  # refused, then halved
     assert sum(1 for r in caplog.records if "out of memory" in r.getMessage()) >= 1
     assert halved == plain
+
+
+def test_predict_esm2_with_the_classifier_on_the_embedders_device_gives_the_same_tables(tmp_path, tiny_esm, monkeypatch):
+    """ESM-2 on a GPU: predict scores windows on the embedder's device (``score_many(...,
+    device=...)``). Run on the CPU through that code path (classifier copy, inputs moved, one
+    transfer back), the tables are those of the default path."""
+    from nesscan import window_score
+
+    sha = hashlib.sha256(open(tiny_esm, "rb").read()).hexdigest()
+    for arch in ("cnn", "transformer", "mlp"):
+        model = _random_model(tmp_path, arch, dim=32, embedder="esm2_tiny", sha=sha, layer=2, seed=9)
+        fasta = write_fasta(tmp_path / f"dev-{arch}.fasta", _proteins(29, 10, 10, 240))
+
+        def run(name):
+            out = tmp_path / f"{arch}-{name}"
+            predict.run_predict(fasta, str(out), model=model, weights=tiny_esm, device="cpu", progress=False)
+            return {f: open(out / f).read() for f in ("proteins.tsv", "candidates.tsv", "candidates.gff3")}
+
+        plain = run("plain")
+        devices = []
+        real_score_many = predict.score_many
+
+        def spy(m, embs, device=None, **k):
+            devices.append(device)
+            return real_score_many(m, embs, device=device, **k)
+
+        with monkeypatch.context() as mp:
+            mp.setattr(predict, "scoring_device", lambda embedder: "cpu")
+            mp.setattr(predict, "score_many", spy)
+            mp.setattr(window_score, "_on_host", lambda dev: False)
+            on_device = run("device")
+        assert devices and set(devices) == {"cpu"}
+        assert on_device == plain
 
 
 def test_predict_builtin_runs_torch_on_one_thread_per_stage(tmp_path, monkeypatch):

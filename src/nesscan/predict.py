@@ -71,7 +71,11 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
         # batches over consecutive proteins keep the input order in the tables
         batches = _consecutive_batches(iter_fasta(input_fasta, max_length), stream_batch_tokens(embedder))
         builtin = embedder.name == "builtin"  # cheap per-protein numpy embedding: in this thread
-        for batch, embs, scores in _embedded_and_scored(batches, embedder, m, embed_in_caller=builtin):
+        scored_on = scoring_device(embedder)
+        if scored_on is not None:
+            log.info("window classifier on %s, with the embedder", scored_on)
+        for batch, embs, scores in _embedded_and_scored(batches, embedder, m, embed_in_caller=builtin,
+                                                        device=scored_on):
             for p, emb, nn in zip(batch, embs, scores):
                 out.add(score_and_rank(m, p.id, p.sequence, emb, nn, top_k, threshold, structure_dir), len(p))
             bar.update(sum(len(p) for p in batch))
@@ -100,19 +104,34 @@ def score_and_rank(m: LoadedModel, pid: str, seq: str, emb, nn, top_k: int, thre
     return rank_protein(pid, seq, m.window, comps, m.raw.get("protein_model"), top_k, threshold, rsa, plddt)
 
 
-def _embed_and_score(embedder, m: LoadedModel, batch, embs=None):
+def scoring_device(embedder) -> str | None:
+    """Where ``predict`` runs the window classifier: the embedder's CUDA device when ESM-2
+    runs on one (the classifier then scores each batch on the GPU in the same pass, right
+    after its embedding), else ``None``, the CPU (the built-in embedder, and ESM-2 on CPU)."""
+    if getattr(embedder, "name", None) == "builtin":
+        return None
+    dev = getattr(embedder, "device", None)
+    if dev is None:
+        return None
+    import torch
+
+    return str(dev) if torch.device(dev).type == "cuda" else None
+
+
+def _embed_and_score(embedder, m: LoadedModel, batch, embs=None, device=None):
     if embs is None:
         embs = embedder.embed_batch([p.sequence for p in batch])
-    return batch, embs, score_many(m, embs)
+    return batch, embs, score_many(m, embs, device=device)
 
 
-def _embedded_and_scored(batches, embedder, m: LoadedModel, embed_in_caller: bool = False):
+def _embedded_and_scored(batches, embedder, m: LoadedModel, embed_in_caller: bool = False, device=None):
     """``(batch, embeddings, window scores)`` in input order, computed one batch ahead in a
     worker thread: window scoring (and, unless ``embed_in_caller``, embedding) of batch k+1,
     mostly in torch, which releases the GIL, overlaps fusion, ranking and writing of batch k in
     the caller's thread. ``embed_in_caller`` embeds in the caller's thread instead (the
     built-in embedder: many small numpy calls that hold the GIL, which would stall the worker's
-    scoring). At most two batches are in memory; results are those of the plain sequential loop."""
+    scoring). ``device``: where the window classifier runs (:func:`score_many`; ``None``: the
+    CPU). At most two batches are in memory; results are those of the plain sequential loop."""
     from concurrent.futures import ThreadPoolExecutor
 
     ex = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nesscan-embed")
@@ -120,7 +139,7 @@ def _embedded_and_scored(batches, embedder, m: LoadedModel, embed_in_caller: boo
         pending = None
         for batch in batches:
             embs = embedder.embed_batch([p.sequence for p in batch]) if embed_in_caller else None
-            nxt = ex.submit(_embed_and_score, embedder, m, batch, embs)
+            nxt = ex.submit(_embed_and_score, embedder, m, batch, embs, device)
             if pending is not None:
                 yield pending.result()
             pending = nxt

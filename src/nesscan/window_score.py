@@ -35,10 +35,10 @@ def window_tensor(emb: np.ndarray | torch.Tensor, window: int) -> tuple[torch.Te
     L = x.shape[0]
     if L >= window:
         wins = x.unfold(0, window, 1).transpose(1, 2)  # (L-W+1, W, D) view
-        mask = torch.ones(wins.shape[:2], dtype=torch.bool)
+        mask = torch.ones(wins.shape[:2], dtype=torch.bool, device=x.device)
     else:
         wins = x.unsqueeze(0)
-        mask = torch.ones((1, L), dtype=torch.bool)
+        mask = torch.ones((1, L), dtype=torch.bool, device=x.device)
     return wins, mask
 
 
@@ -58,7 +58,8 @@ CNN_RESIDUES = 2048
 
 
 @torch.inference_mode()
-def score_many(model: LoadedModel, embs: list[np.ndarray], batch: int = 8192) -> list[np.ndarray]:
+def score_many(model: LoadedModel, embs: list, batch: int = 8192,
+               device: str | torch.device | None = None) -> list[np.ndarray]:
     """Score several proteins at once: their windows go through the classifier in shared
     batches of ``batch`` windows.
 
@@ -70,38 +71,89 @@ def score_many(model: LoadedModel, embs: list[np.ndarray], batch: int = 8192) ->
     once per residue instead of once per window position (``W`` times less work; same values up
     to float rounding, checked in the tests). The CNN is evaluated per residue too, see
     :func:`_cnn_logits`, in groups of at most ``min(batch, CNN_RESIDUES)`` residues.
+
+    ``device``: where the classifier runs (``None``: the CPU, as ``"cpu"``). On another device
+    (``"cuda"``, ``"cuda:1"``) a copy of the classifier is moved there once per model and device
+    and cached on ``model`` (:func:`device_net`); the embeddings (numpy arrays or tensors on any
+    device) are copied to it, and the scores come back as float64 numpy arrays in one transfer
+    at the end, as on the CPU. On the CPU nothing is copied and the classifier is ``model.net``.
     """
+    dev = torch.device(device) if device is not None else _CPU
+    host = _on_host(dev)
     W = model.window
-    net = model.net
+    net = model.net if host else device_net(model, dev)
     results: list[np.ndarray | None] = [None] * len(embs)
     tensors: list[torch.Tensor | None] = [None] * len(embs)
+    pending: list[tuple[int, torch.Tensor]] = []  # (protein, probabilities) still on the device
+
+    def done(idx: int, logits: torch.Tensor) -> None:
+        if host:
+            results[idx] = torch.sigmoid(logits).numpy().astype(np.float64)
+        else:
+            pending.append((idx, torch.sigmoid(logits)))
+
     full: list[int] = []
     for idx, e in enumerate(embs):
-        x = torch.as_tensor(e, dtype=torch.float32)
+        x = torch.as_tensor(e, dtype=torch.float32, device=dev)  # CPU float32 numpy: shared, not copied
         if x.shape[0] >= W:
             tensors[idx] = x
             full.append(idx)
         else:  # shorter than the window: one padded/masked window, on its own
             w, m = window_tensor(x, W)
-            results[idx] = torch.sigmoid(net(w, m)).numpy().astype(np.float64)
+            done(idx, net(w, m))
     cnn = _cnn_plan(net, W) if full else None
     if cnn is not None:
         for idx, logits in _cnn_logits(cnn, full, tensors, W, max(min(batch, CNN_RESIDUES), 4 * W)):
-            results[idx] = torch.sigmoid(logits).numpy().astype(np.float64)
+            done(idx, logits)
             tensors[idx] = None
     elif full:
         stem = _stem_and_tail(net, W)
-        parts: dict[int, list[np.ndarray]] = {i: [] for i in full}
+        parts: dict[int, list] = {i: [] for i in full}  # probabilities: numpy on the CPU, else tensors
         for owners, scores in _stream_window_batches(full, tensors, W, batch, stem):
-            flat = torch.sigmoid(scores).numpy().astype(np.float64)
+            flat = torch.sigmoid(scores)
+            if host:
+                flat = flat.numpy().astype(np.float64)
             offset = 0
             for idx, n in owners:
                 parts[idx].append(flat[offset : offset + n])
                 offset += n
         for idx in full:
-            results[idx] = parts[idx][0] if len(parts[idx]) == 1 else np.concatenate(parts[idx])
+            got = parts.pop(idx)
+            if host:
+                results[idx] = got[0] if len(got) == 1 else np.concatenate(got)
+            else:
+                pending.append((idx, got[0] if len(got) == 1 else torch.cat(got)))
             tensors[idx] = None
+    if pending:  # one device -> host transfer for all proteins
+        flat = torch.cat([p for _, p in pending]).cpu().numpy().astype(np.float64)
+        offset = 0
+        for idx, p in pending:
+            results[idx] = flat[offset : offset + p.shape[0]]
+            offset += p.shape[0]
     return results  # type: ignore[return-value]
+
+
+_CPU = torch.device("cpu")
+
+
+def _on_host(device: torch.device) -> bool:
+    """True when ``device`` is the CPU: the classifier is ``model.net`` itself, no copies."""
+    return device.type == "cpu"
+
+
+def device_net(model: LoadedModel, device: str | torch.device) -> torch.nn.Module:
+    """A copy of ``model.net`` on ``device``, made once and cached on ``model``; a new copy is
+    made if ``model.net`` has been replaced since (changes made to the weights of ``model.net``
+    in place after the first call do not reach the copy)."""
+    dev = torch.device(device)
+    cache = model.__dict__.setdefault("_device_nets", {})
+    hit = cache.get(str(dev))
+    if hit is None or hit[0] is not model.net:
+        import copy
+
+        net = copy.deepcopy(model.net).to(dev)
+        hit = cache[str(dev)] = (model.net, net)
+    return hit[1]
 
 
 def _stream_window_batches(full: list[int], tensors: list, W: int, batch: int, stem):
@@ -141,7 +193,7 @@ def _stem_and_tail(net: torch.nn.Module, W: int):
 
         def tail(h: torch.Tensor) -> torch.Tensor:
             # WindowTransformer.forward after its projection, for full (unmasked) windows
-            mask = torch.ones(h.shape[:2], dtype=torch.bool)
+            mask = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
             h = net.encoder(h + pos, src_key_padding_mask=~mask)
             h = net.norm_out(h)
             pooled = h.sum(1) / float(W)
@@ -150,7 +202,7 @@ def _stem_and_tail(net: torch.nn.Module, W: int):
         return tail, per_residue
 
     def generic(w: torch.Tensor) -> torch.Tensor:
-        return net(w, torch.ones(w.shape[:2], dtype=torch.bool))
+        return net(w, torch.ones(w.shape[:2], dtype=torch.bool, device=w.device))
 
     return generic, None
 
@@ -166,8 +218,8 @@ class _CNNPlan:
         # taps side by side: column block k holds the weights of tap offset k - p
         self.w1 = conv1.weight.permute(1, 2, 0).reshape(conv1.in_channels, self.k1 * self.c1)
         self.w2 = conv2.weight.permute(1, 2, 0).reshape(conv2.in_channels, self.k2 * self.c2)
-        self.b1 = conv1.bias if conv1.bias is not None else torch.zeros(self.c1)
-        self.b2 = conv2.bias if conv2.bias is not None else torch.zeros(self.c2)
+        self.b1 = conv1.bias if conv1.bias is not None else torch.zeros(self.c1, device=conv1.weight.device)
+        self.b2 = conv2.bias if conv2.bias is not None else torch.zeros(self.c2, device=conv2.weight.device)
 
 
 def _cnn_plan(net: torch.nn.Module, W: int) -> _CNNPlan | None:
