@@ -3,6 +3,7 @@ on a hand-made case with known answers, plots, MultiQC files and error handling.
 
 Every fixture here is synthetic (random sequences, made-up spans and scores)."""
 
+import csv
 import gzip
 import json
 import math
@@ -234,6 +235,25 @@ def test_spearman_matches_scipy(evaluated):
         assert got["n"] == len(ids)
         b = x > 0
         assert metrics["enrichment"]["spearman_binders_only"][col]["rho"] == pytest.approx(spearmanr(s[b], x[b]).statistic)
+
+
+def test_spearman_on_constant_enrichment_is_nan_without_a_warning(tmp_path):
+    """Spearman is undefined when the enrichment is constant: nan, and no scipy warning on stderr."""
+    import warnings
+
+    paths, truth = make_dataset(tmp_path / "pred", n=24)
+    with open(paths["enrichment"]) as fh:
+        rows = list(csv.reader(fh, delimiter="\t"))
+    with open(paths["enrichment"], "w", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        w.writerow(rows[0])
+        for r in rows[1:]:
+            w.writerow(r[:2] + ["1.5"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning (scipy's ConstantInputWarning) fails the test
+        m = run_evaluate(paths["proteins"], paths["labels"], str(tmp_path / "o"), enrichment=paths["enrichment"])
+    for c, r in m["enrichment"]["spearman"].items():
+        assert (r["rho"] is None or math.isnan(r["rho"])) and r["n"] == len(truth["enrichment"]), c  # null in JSON
 
 
 def test_plots_and_mqc_files_exist(evaluated):

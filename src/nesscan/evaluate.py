@@ -1014,7 +1014,8 @@ def evaluate(inp: Inputs, min_overlap: int = 1, seed: int = 0, folds: int = 5) -
         for c, s in enr_scores.items():
             ok = np.isfinite(s)
             for key, mask in (("spearman", ok), ("spearman_binders_only", ok & (x > 0))):
-                if mask.sum() >= 3:
+                # undefined on a constant input (scipy would warn and return nan): nan, quietly
+                if mask.sum() >= 3 and np.ptp(s[mask]) > 0 and np.ptp(x[mask]) > 0:
                     r = spearmanr(s[mask], x[mask])
                     res[key][c] = {"rho": float(r.statistic), "p_value": float(r.pvalue), "n": int(mask.sum())}
                 else:
