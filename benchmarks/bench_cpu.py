@@ -106,7 +106,7 @@ def end_to_end(fasta: str, model: str | None, runs: int, env: dict) -> list[dict
 # ----------------------------------------------------------------------------- naive reference
 
 
-def naive_predict(fasta: str, outdir: str, model_dir: str | None, top_k: int = 5, threshold: float = 0.9) -> int:
+def naive_predict(fasta: str, outdir: str, model_dir: str | None, top_k: int = 5, max_evalue: float | None = None) -> int:
     """The first seed's way: one protein at a time, no batching, the window classifier called
     once per window in a Python loop. Fusion, ranking and writing are predict's own code.
 
@@ -120,35 +120,47 @@ def naive_predict(fasta: str, outdir: str, model_dir: str | None, top_k: int = 5
     old_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _naive_loop(fasta, outdir, model_dir, top_k, threshold)
+        return _naive_loop(fasta, outdir, model_dir, top_k, max_evalue)
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _naive_loop(fasta: str, outdir: str, model_dir: str | None, top_k: int, threshold: float) -> int:
+def _naive_loop(fasta: str, outdir: str, model_dir: str | None, top_k: int, max_evalue: float | None) -> int:
     import numpy as np
     import torch
 
     from nesscan.embedders import get_embedder
     from nesscan.fasta import iter_fasta, validate_fasta
     from nesscan.model import load
-    from nesscan.predict import resolve_model, score_and_rank
+    from nesscan.predict import default_max_evalue, resolve_model, score_and_rank
     from nesscan.report import ResultWriter
     from nesscan.window_score import window_bounds
 
     validate_fasta(fasta)
     m = load(resolve_model(model_dir))
-    embedder = get_embedder(m.card.embedder, layer=m.card.layer)
+    embedder = get_embedder(m.card.embedder, layer=m.card.layer, context=m.card.context)
+    max_evalue = default_max_evalue(m, max_evalue)
+    arch = m.card.arch
     n = 0
-    with ResultWriter(outdir, threshold, sample="naive") as out, torch.no_grad():
+    with ResultWriter(outdir, max_evalue, sample="naive") as out, torch.no_grad():
         for p in iter_fasta(fasta):
             emb = embedder.embed_batch([p.sequence])[0]
             starts, ends = window_bounds(len(p), m.window)
             scores = []
             for s, e in zip(starts, ends):
                 w = torch.as_tensor(emb[s - 1 : e]).unsqueeze(0)
-                scores.append(float(torch.sigmoid(m.net(w, torch.ones(w.shape[:2], dtype=torch.bool)))))
-            out.add(score_and_rank(m, p.id, p.sequence, emb, np.array(scores), top_k, threshold), len(p))
+                z = float(m.net(w, torch.ones(w.shape[:2], dtype=torch.bool))) if m.net is not None else 0.0
+                if arch in ("gbm", "stack"):  # the trees on this one window's channels
+                    t = float(m.booster.raw(np.asarray(emb[s - 1 : e], dtype=np.float64)[:, m.raw["trees"]["channels"]]
+                                            .reshape(1, -1))[0])
+                    if arch == "gbm":
+                        z = t
+                    else:
+                        st = m.raw["stack"]
+                        pz = min(max(1 / (1 + np.exp(-z)), 1e-7), 1 - 1e-7)
+                        z = st["coef"][0] * np.log(pz / (1 - pz)) + st["coef"][1] * t + st["intercept"]
+                scores.append(float(1 / (1 + np.exp(-z))))
+            out.add(score_and_rank(m, p.id, p.sequence, emb, np.array(scores), top_k, max_evalue), len(p))
             n += 1
     return n
 

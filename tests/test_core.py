@@ -341,16 +341,26 @@ def test_training_reproducible_with_seed(tiny_data, tmp_path):
 
     outs = []
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        run_train(tiny_data, str(tmp_path / name), BuiltinEmbedder(), TrainConfig(epochs=2, folds=2, seed=seed),
-                  cv=True, progress=False)
-        outs.append([(tmp_path / name / f).read_bytes() for f in ("model.safetensors", "references.safetensors", "model.json")])
+        run_train(tiny_data, str(tmp_path / name), BuiltinEmbedder(),
+                  TrainConfig(epochs=2, folds=2, seed=seed, tree_iterations=10), cv=True, progress=False)
+        outs.append([(tmp_path / name / f).read_bytes()
+                     for f in ("model.safetensors", "references.safetensors", "model.json", "trees.safetensors")])
     assert outs[0] == outs[1]  # weights, similarity references and card (incl. CV figures) identical
     assert outs[0][0] != outs[2][0]
     card = json.load(open(tmp_path / "a" / "model.json"))
     cv = card["cross_validation"]
     assert "StratifiedGroupKFold" in cv["scheme"]
     comps = cv["pooled_out_of_fold"]["components"]
-    assert set(comps) == {"nn_score", "motif_score", "similarity_score", "fused_score"}
+    assert set(comps) == {"nn_score", "motif_score", "similarity_score", "fused_score", "net_alone", "tree_alone"}
+    assert card["arch"] == "stack" and card["net_arch"] == "cnn" and set(card["stack"]) >= {"coef", "intercept"}
+    calls = cv["calls"]
+    assert calls["final_cutoff"] in calls["curve"] or str(calls["final_cutoff"]) in calls["curve"]
+    assert card["calibration"]["max_evalue"] == calls["final_cutoff"]
+    assert set(cv["pooled_out_of_fold"]["localisation_baselines"]) == {"gbm_onehot_hydropathy", "kosugi_wregex_counts"}
+    for task in ("T2_annotated_vs_nonbinder", "T3_cargo_vs_nonbinder"):
+        pl = cv["pooled_out_of_fold"]["protein_level"][task]
+        lo, hi = pl["score_minus_baseline_95ci"]
+        assert lo <= hi
     assert 0.0 <= comps["fused_score"]["hit_at_1"] <= comps["fused_score"]["hit_at_5"] <= 1.0
     assert set(card["fusion"]) >= {"motif", "similarity", "fusion"}
     assert card["training"]["data_sha256"] and card["embedder"] == "builtin"
@@ -376,12 +386,17 @@ def test_predict_on_example(tmp_path):
     assert r.returncode == 0, r.stderr
     prots = _tsv(out / "proteins.tsv")
     cands = _tsv(out / "candidates.tsv")
-    assert list(prots[0])[:6] == ["id", "length", "score", "nes_score", "best_start", "best_end"]
-    assert {"best_sequence", "n_candidates_ge_0.9"} <= set(prots[0])
+    from nesscan.report import PROTEIN_COLUMNS
+
+    assert list(prots[0]) == PROTEIN_COLUMNS
+    assert PROTEIN_COLUMNS[:5] == ["id", "length", "score", "nes_score", "min_evalue"]
     from nesscan.report import CANDIDATE_COLUMNS
 
     assert list(cands[0]) == CANDIDATE_COLUMNS
-    assert CANDIDATE_COLUMNS[:7] == ["id", "rank", "start", "end", "sequence", "score", "high_confidence"]
+    assert CANDIDATE_COLUMNS[:9] == ["id", "rank", "start", "end", "sequence", "score", "evalue", "qvalue",
+                                     "high_confidence"]
+    cutoff = json.load(open(os.path.join(os.path.dirname(os.path.dirname(EXAMPLE)), "models", "nesscan-builtin-v2",
+                                         "model.json")))["calibration"]["max_evalue"]
     assert (out / "candidates.gff3").read_text().startswith("##gff-version 3\n")
     ids = [p["id"] for p in prots]
     assert ids[0] == "demo_PKIa_NES" and len(ids) == 8  # input order kept
@@ -395,7 +410,13 @@ def test_predict_on_example(tmp_path):
     for c in cands:
         s, e = int(c["start"]), int(c["end"])
         assert c["sequence"] == seqs[c["id"]][s - 1 : e]
-        assert c["high_confidence"] == ("yes" if float(c["score"]) >= 0.9 else "no")
+        ev = float(c["evalue"])
+        if abs(ev - cutoff) > 0.01 * cutoff:  # (the column is rounded to 3 significant digits)
+            assert c["high_confidence"] == ("yes" if ev <= cutoff else "no")
+        assert int(c["start"]) <= int(c["window_start"]) <= int(c["window_end"]) <= int(c["end"])
+    for p in prots:  # E-values fall with the score inside a protein: the best candidate has the smallest
+        mine = [float(c["evalue"]) for c in cands if c["id"] == p["id"]]
+        assert float(p["min_evalue"]) == pytest.approx(min(mine), rel=1e-2)
     # the planted NES are found among the top candidates
     truth = _tsv(os.path.join(os.path.dirname(EXAMPLE), "example_nes.tsv"))
     found = 0

@@ -394,7 +394,7 @@ def test_dataset_name_and_sequence_id_with_shell_code(galaxy, tool_tests):
 # ------------------------------------------------------------------------------ the form in a browser
 
 PREDICT_FORM_LABELS = ["NES scan", "Protein sequences", "Embedder and classifier", "Classifier",
-                       "Candidates per protein", "High-confidence threshold", "Structure models",
+                       "Candidates per protein", "E-value cutoff for high-confidence calls", "Structure models",
                        "Advanced options"]
 
 

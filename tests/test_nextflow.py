@@ -328,7 +328,7 @@ def test_bad_fasta_fails_with_the_tools_error(tmp_path):
 def test_bad_parameters_are_rejected_before_any_task(tmp_path):
     env = nf_env(tmp_path / "nxf_home")
     r = run_pipeline("-profile", "local_env", "--outdir", tmp_path / "results", "--bogus_param", "1",
-                     "--chunk-size", "5", "--top_k", "many", "--threshold", "2", "--publish_dir_mode", "nope",
+                     "--chunk-size", "5", "--top_k", "many", "--max_evalue", "-1", "--publish_dir_mode", "nope",
                      cwd=tmp_path, env=env, timeout=300)
     assert r.returncode != 0
     out = r.output
@@ -336,7 +336,7 @@ def test_bad_parameters_are_rejected_before_any_task(tmp_path):
     assert "--chunk-size: unknown parameter (did you mean --chunk_size?)" in out
     assert "--input: missing required parameter" in out
     assert "--top_k: expected integer, got 'many'" in out
-    assert "--threshold: 2 is above the maximum 1" in out
+    assert "--max_evalue: -1 is below the minimum 0" in out
     assert "--publish_dir_mode: 'nope' is not one of" in out
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())  # no task ran
 

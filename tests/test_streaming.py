@@ -71,8 +71,22 @@ def _plain_scores(m, emb) -> np.ndarray:
     W = m.window
     starts, ends = window_bounds(len(emb), W)
     wins = torch.stack([torch.tensor(emb[s - 1 : t]) for s, t in zip(starts, ends)])
-    with torch.no_grad():
-        return torch.sigmoid(m.net(wins, torch.ones(wins.shape[:2], dtype=torch.bool))).double().numpy()
+    arch = m.card.arch
+    if m.net is not None:
+        with torch.no_grad():
+            logit = m.net(wins, torch.ones(wins.shape[:2], dtype=torch.bool)).double().numpy()
+        if arch not in ("gbm", "stack"):
+            return 1 / (1 + np.exp(-logit))
+    # the trees: each window's chosen channels flattened position by position, one row per window
+    ch = m.raw["trees"]["channels"]
+    X = np.stack([np.asarray(emb[s - 1 : t], dtype=np.float64)[:, ch].reshape(-1) for s, t in zip(starts, ends)])
+    tree = m.booster.raw(X)
+    if arch == "gbm":
+        return 1 / (1 + np.exp(-tree))
+    st = m.raw["stack"]
+    p = np.clip(1 / (1 + np.exp(-logit)), 1e-7, 1 - 1e-7)
+    z = st["coef"][0] * np.log(p / (1 - p)) + st["coef"][1] * tree + st["intercept"]
+    return 1 / (1 + np.exp(-z))
 
 
 def _read(path):
@@ -203,11 +217,12 @@ def test_predict_streaming_equals_one_batch_and_per_protein(tmp_path, monkeypatc
     assert [r["id"] for r in _read(tmp_path / "one" / "proteins.tsv")] == [pid for pid, _ in records]
     for pid, seq in records:
         emb = e.embed(seq)
-        ranked = predict.score_and_rank(m, pid, seq, emb, _plain_scores(m, emb), 5, 0.9)
+        ranked = predict.score_and_rank(m, pid, seq, emb, _plain_scores(m, emb), 5, 0.01)
         got = rows[pid]
         assert abs(float(got["nes_score"]) - float(ranked.protein_row[3])) <= 2e-4
         mine = [c for c in cands if c["id"] == pid]
         assert [(int(c["start"]), int(c["end"])) for c in mine] == [(c[2], c[3]) for c in ranked.candidate_rows]
+        assert [c["evalue"] for c in mine] == [c[6] for c in ranked.candidate_rows]
         for c, r in zip(mine, ranked.candidate_rows):
             assert abs(float(c["score"]) - float(r[5])) <= 2e-4
 
@@ -508,12 +523,12 @@ def test_multiqc_content_streamed_equals_all_rows(tmp_path):
     for i in range(300):
         pid = f"p{i}"
         score = rng.choice(["", "nan", f"{rng.random():.4f}", "0.9500"])
-        prot_rows.append([pid, 100, score, f"{rng.random():.4f}", 1, 20, "L" * 20, 0])
+        prot_rows.append([pid, 100, score, f"{rng.random():.4f}", f"{rng.random():.3g}", 1, 20, "L" * 20, 0])
         for k in range(rng.randint(0, 5)):
             s = rng.choice(["0.9500", "0.9000", "", "nan", f"{rng.random():.4f}", f"{0.85 + rng.random() / 10:.4f}"])
-            cand_rows.append([pid, k + 1, 5 * k + 1, 5 * k + 20, "L" * 20, s, "yes" if s >= "0.9" else "no", "0.5", "0.5",
-                              "0.5", s, "1a", "1;5;8;10", "", ""])
-    header = PROTEIN_COLUMNS + ["n_candidates_ge_0.9"]
+            cand_rows.append([pid, k + 1, 5 * k + 1, 5 * k + 20, "L" * 20, s, "0.01", "0.02", "yes" if s >= "0.9" else "no",
+                              "0.5", "0.5", "0.5", s, "1a", "1;5;8;10", 5 * k + 1, 5 * k + 20, "", ""])
+    header = PROTEIN_COLUMNS
     for name, cols, rows in (("proteins.tsv", header, prot_rows), ("candidates.tsv", CANDIDATE_COLUMNS, cand_rows)):
         with open(tmp_path / name, "w", newline="") as fh:
             w = csv.writer(fh, delimiter="\t", lineterminator="\n")

@@ -59,10 +59,38 @@ def _add_esm(p: argparse.ArgumentParser, with_layer: bool = True) -> None:
                    help="auto = cuda when torch sees a GPU, else cpu; cuda falls back to cpu with a warning (default: auto)")
 
 
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v >= 0.0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {v}")
+    return v
+
+
+class _Removed(argparse.Action):
+    """An option that no longer exists: a one-line error that names its replacement."""
+
+    def __init__(self, option_strings, dest, replacement: str = "", **kw):
+        self.replacement = replacement
+        super().__init__(option_strings, dest, nargs=1, help=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string} was removed in nesscan 0.2: {self.replacement}")
+
+
+MAX_EVALUE_HELP = ("flag a candidate high-confidence when its E-value (expected number of windows scoring at least "
+                   "as high in a shuffled protein of the same length) is at most this (default: the model card's "
+                   "cutoff, chosen by cross-validation)")
+
+
 def _add_ranking(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=_positive_int, default=5, help="candidates reported per protein (default: 5)")
-    p.add_argument("--threshold", type=_probability, default=0.9,
-                   help="fused score at which a candidate is flagged high-confidence (default: 0.9)")
+    p.add_argument("--max-evalue", type=_nonneg_float, default=None, metavar="E", help=MAX_EVALUE_HELP)
+    p.add_argument("--threshold", action=_Removed,
+                   replacement="high confidence is now an E-value cutoff, use --max-evalue E (a score threshold "
+                               "ignored protein length and the background rate of NES-like windows)")
     p.add_argument("--structures", default=None, metavar="DIR",
                    help="optional folder of structure models named <id>.pdb/.cif or AF-<id>-F1-model_v4.pdb: "
                         "adds mean relative solvent accessibility (Shrake-Rupley) and pLDDT/B-factor per candidate")
@@ -97,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--input", required=True, metavar="FASTA", help="protein FASTA file")
     p.add_argument("-o", "--output", required=True, metavar="H5", help="HDF5 output file")
     p.add_argument("-e", "--embedder", default="builtin", help=EMBEDDER_HELP)
+    p.add_argument("--context", choices=["disorder", "none"], default="disorder",
+                   help="extra per-residue channels: disorder = metapredict disorder and predicted pLDDT, as the "
+                        "shipped model needs (default); none = the embedder's features only")
     p.add_argument("--max-batch-tokens", type=_positive_int, default=None,
                    help="token budget per batch, padding included (default: 1024 on CPU, 16384 on GPU for ESM-2)")
     p.add_argument("--half", action="store_true", help="store float16 (halves the file; scores change < 1e-3)")
@@ -141,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gff3", nargs="+", required=True, metavar="GFF3", help="candidates.gff3 of each chunk")
     p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="output directory")
     p.add_argument("--sample", default=None, help="run name in MultiQC (default: the output folder's name)")
-    p.add_argument("--threshold", type=_probability, default=0.9, help="high-confidence threshold (default: 0.9)")
+    p.add_argument("--max-evalue", type=_nonneg_float, default=None, metavar="E",
+                   help="E-value cutoff the chunks were called with (default: read from their high_confidence column)")
+    p.add_argument("--threshold", action=_Removed, replacement="use --max-evalue E")
     _add_common(p)
 
     p = sub.add_parser("explain", help="per-residue attributions (integrated gradients) and protein profile plots",
@@ -164,7 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-d", "--data", required=True, metavar="DIR", help="data directory")
     p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="model output directory")
     p.add_argument("-e", "--embedder", default="builtin", help=EMBEDDER_HELP)
-    p.add_argument("--arch", choices=["transformer", "cnn", "mlp"], default="transformer", help="classifier (default: transformer)")
+    p.add_argument("--context", choices=["disorder", "none"], default="disorder",
+                   help="append the disorder channels to the embeddings (default: disorder)")
+    p.add_argument("--arch", choices=["transformer", "cnn", "mlp", "gbm", "stack"], default="stack",
+                   help="window model: a neural classifier (transformer, cnn, mlp), gradient-boosted trees on one-hot, "
+                        "hydropathy and disorder (gbm), or the CNN and the trees stacked (stack, default)")
     p.add_argument("--compare-archs", default=None, metavar="A,B,...",
                    help="cross-validate these architectures (e.g. transformer,cnn,mlp) and keep the best "
                         "(pooled out-of-fold hit@1 of the fused score); the comparison goes into the model card")
@@ -227,14 +264,14 @@ def run(args) -> int:
         from .predict import run_predict
 
         run_predict(args.input, args.outdir, model=args.model, weights=args.weights, device=args.device,
-                    top_k=args.top_k, threshold=args.threshold, max_length=args.max_length,
+                    top_k=args.top_k, max_evalue=args.max_evalue, max_length=args.max_length,
                     structure_dir=args.structures, progress=progress)
     elif args.command == "embed":
         from .embed import run_embed
         from .embedders import get_embedder
 
         emb = get_embedder(args.embedder, weights=args.weights, layer=args.layer, device=args.device,
-                           max_batch_tokens=args.max_batch_tokens)
+                           max_batch_tokens=args.max_batch_tokens, context=args.context)
         run_embed(args.input, args.output, emb, overwrite=args.overwrite, max_length=args.max_length,
                   dtype="float16" if args.half else "float32", progress=progress)
     elif args.command == "window-score":
@@ -248,11 +285,11 @@ def run(args) -> int:
         from .predict import resolve_model
 
         run_fuse(args.windows, args.embeddings, resolve_model(args.model), args.outdir, top_k=args.top_k,
-                 threshold=args.threshold, structure_dir=args.structures, progress=progress)
+                 max_evalue=args.max_evalue, structure_dir=args.structures, progress=progress)
     elif args.command == "gather":
         from .gather import run_gather
 
-        run_gather(args.proteins, args.candidates, args.gff3, args.outdir, sample=args.sample, threshold=args.threshold)
+        run_gather(args.proteins, args.candidates, args.gff3, args.outdir, sample=args.sample, max_evalue=args.max_evalue)
     elif args.command == "explain":
         from .explain import run_explain
 
@@ -270,7 +307,8 @@ def run(args) -> int:
         cfg = TrainConfig(window=args.window, arch=args.arch, hparams=hp, epochs=args.epochs, lr=args.lr,
                           patience=args.patience, seed=args.seed, folds=max(args.folds, 2),
                           phi_mutants=not args.no_phi_mutants)
-        emb = get_embedder(args.embedder, weights=args.weights, layer=args.layer, device=args.device)
+        emb = get_embedder(args.embedder, weights=args.weights, layer=args.layer, device=args.device,
+                           context=args.context)
         archs = [a.strip() for a in args.compare_archs.split(",")] if args.compare_archs else None
         if archs and (args.folds <= 0 or not set(archs) <= {"transformer", "cnn", "mlp"}):
             raise NesscanError("--compare-archs needs --folds >= 2 and names from transformer, cnn, mlp")

@@ -23,25 +23,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Iterable, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from .embedder_base import BUILTIN_NAME, EMBEDDERS, ESM2_MODELS, NO_CONTEXT, Embedder
 from .errors import NesscanError
-from .fasta import STANDARD, Protein
+from .fasta import STANDARD
 from .motifs import residue_motif_tracks
 
-BUILTIN_NAME = "builtin"
-ESM2_MODELS = {
-    # name: (layers, embed_dim, heads)
-    "esm2_t6_8M_UR50D": (6, 320, 20),
-    "esm2_t12_35M_UR50D": (12, 480, 20),
-    "esm2_t30_150M_UR50D": (30, 640, 20),
-    "esm2_t33_650M_UR50D": (33, 1280, 20),
-    "esm2_t36_3B_UR50D": (36, 2560, 40),
-    "esm2_t48_15B_UR50D": (48, 5120, 40),
-}
-EMBEDDERS = (BUILTIN_NAME, *ESM2_MODELS)
+__all__ = ["BUILTIN_NAME", "EMBEDDERS", "ESM2_MODELS", "Embedder", "BuiltinEmbedder", "ContextEmbedder", "get_embedder"]
 
 _SCALES = {
     #        KD    charge volume  helix  TOP-IDP
@@ -67,6 +58,7 @@ _SCALES = {
     "V": (4.2, 0.0, 140.0, 1.06, -0.121),
 }
 _PHI = set("LIVFM")
+KD_COLUMN = 21 + 20  # Kyte-Doolittle / 4.5 in the built-in embedding (after one-hot 21 and BLOSUM62 20)
 _CONTEXT = ((0, 9), (0, 31), (1, 9), (1, 31), (4, 31), (3, 9), ("P", 9), ("PHI", 9))
 
 
@@ -97,56 +89,6 @@ def _builtin_table() -> np.ndarray:
     for letter, row in rows.items():
         table[ord(letter) - 65] = row
     return table
-
-
-class Embedder:
-    """Interface: ``name``, ``dim``, ``layer``, ``weights_sha256`` and :meth:`embed_batch`."""
-
-    name: str
-    dim: int
-    layer: int
-    weights_sha256: str
-    max_batch_tokens: int = 16384
-
-    def embed_batch(self, sequences: Sequence[str]) -> list[np.ndarray]:
-        raise NotImplementedError
-
-    def meta(self) -> dict:
-        return {
-            "embedder": self.name,
-            "layer": int(self.layer),
-            "dimension": int(self.dim),
-            "weights_sha256": self.weights_sha256,
-        }
-
-    def batches(self, proteins: Iterable[Protein], buffer: int = 2048) -> Iterator[list[Protein]]:
-        """Token-budget batches: proteins are sorted by length inside a bounded buffer and packed
-        while ``n * (longest + 2) <= max_batch_tokens`` (padding included). Memory stays bounded
-        by the buffer, whatever the size of the proteome."""
-        pending: list[Protein] = []
-        for p in proteins:
-            pending.append(p)
-            if len(pending) >= buffer:
-                yield from self._pack(pending)
-                pending = []
-        if pending:
-            yield from self._pack(pending)
-
-    def _pack(self, proteins: list[Protein]) -> Iterator[list[Protein]]:
-        batch: list[Protein] = []
-        longest = 0
-        for p in sorted(proteins, key=len):
-            cost = max(longest, self.token_length(p)) * (len(batch) + 1)
-            if batch and cost > self.max_batch_tokens:
-                yield batch
-                batch, longest = [], 0
-            batch.append(p)
-            longest = max(longest, self.token_length(p))
-        if batch:
-            yield batch
-
-    def token_length(self, p: Protein) -> int:
-        return len(p) + 2
 
 
 class BuiltinEmbedder(Embedder):
@@ -205,14 +147,63 @@ def _running_mean(values: np.ndarray, width: int) -> np.ndarray:
     return (c[hi] - c[lo]) / span
 
 
+class ContextEmbedder(Embedder):
+    """Another embedder's output with the two disorder-context channels of
+    :mod:`nesscan.disorder` (metapredict disorder and predicted pLDDT / 100) appended to every
+    residue: ``dim`` = the base's + 2. ``name``, ``layer`` and ``weights_sha256`` are the base
+    embedder's; ``context`` names the channels' specification, and models refuse embeddings
+    whose ``context`` differs from theirs."""
+
+    def __init__(self, base: Embedder, device: str = "cpu") -> None:
+        from .disorder import CHANNELS, DisorderTracks
+
+        self.base = base
+        dev = getattr(base, "device", None)
+        self.tracks = DisorderTracks(device=str(dev) if dev is not None else device)
+        self.name, self.layer, self.weights_sha256 = base.name, base.layer, base.weights_sha256
+        self.dim = base.dim + len(CHANNELS)
+        self.context = self.tracks.id
+        self.max_batch_tokens = base.max_batch_tokens
+
+    def __getattr__(self, item):  # device, alphabet, ... of the base embedder
+        if item == "base":
+            raise AttributeError(item)
+        return getattr(self.base, item)
+
+    def token_length(self, p) -> int:
+        return self.base.token_length(p)
+
+    def embed_batch(self, sequences: Sequence[str]) -> list[np.ndarray]:
+        from .disorder import append
+
+        embs = self.base.embed_batch(sequences)
+        return append([np.asarray(e) if not hasattr(e, "cpu") else e.cpu().numpy() for e in embs],
+                      self.tracks.predict(list(sequences)))
+
+
 def get_embedder(
     name: str,
     weights: str | None = None,
     layer: int | None = None,
     device: str = "auto",
     max_batch_tokens: int | None = None,
+    context: str = NO_CONTEXT,
 ) -> Embedder:
-    """Build an embedder by name (``builtin`` or an ``esm2_*`` model)."""
+    """Build an embedder by name (``builtin`` or an ``esm2_*`` model). ``context``: ``"none"``,
+    or ``"disorder"`` / a disorder specification id (``metapredict-…``, as a model card records
+    it) to append the disorder channels (:class:`ContextEmbedder`)."""
+    base = _base_embedder(name, weights, layer, device, max_batch_tokens)
+    if context in (None, "", NO_CONTEXT):
+        return base
+    from .disorder import spec_id
+
+    if context != "disorder" and context != spec_id():
+        raise NesscanError(f"context channels '{context}' are not available here (this nesscan provides "
+                           f"'{spec_id()}' from metapredict); install the metapredict version the model was trained with")
+    return ContextEmbedder(base, device="cpu" if device in ("auto", None) else device)
+
+
+def _base_embedder(name, weights, layer, device, max_batch_tokens) -> Embedder:
     if name == BUILTIN_NAME:
         if weights:
             raise NesscanError("the builtin embedder takes no --weights")

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .embedders import ESM2_MODELS, Embedder
+from .embedder_base import ESM2_MODELS, Embedder
 from .errors import NesscanError
 from .fasta import Protein
 

@@ -85,8 +85,8 @@ def plot_profile(path_stem: str, pid: str, seq: str, window: int, comps: dict, c
     if rsa is not None:
         ax.plot(np.arange(1, L + 1), rsa, color="tab:purple", lw=0.7, ls=":", label="rel. accessibility")
     for row in cands_rows:
-        s, e, score, phi = int(row[2]), int(row[3]), float(row[5]), [int(p) for p in str(row[12]).split(";") if p]
-        ax.axvspan(s - 0.5, e + 0.5, color="red" if score >= 0.9 else "salmon", alpha=0.18)
+        s, e, score, phi = int(row[2]), int(row[3]), float(row[5]), [int(p) for p in str(row[14]).split(";") if p]
+        ax.axvspan(s - 0.5, e + 0.5, color="red" if row[8] == "yes" else "salmon", alpha=0.18)
         ax.text((s + e) / 2, 1.02, f"#{row[1]}", ha="center", va="bottom", fontsize=7)
         ax.plot(phi, [score] * len(phi), "v", color="red", ms=4)
     ax.set_ylim(0, 1.1)
@@ -107,10 +107,10 @@ def plot_profile(path_stem: str, pid: str, seq: str, window: int, comps: dict, c
         ax3 = axes[2]
         rank = min(attributions)
         row = next(r for r in cands_rows if int(r[1]) == rank)
-        s = int(row[2])
+        s = int(row[15])
         attr = attributions[rank]
         pos = np.arange(s, s + len(attr))
-        phi = {int(p) for p in str(row[12]).split(";") if p}
+        phi = {int(p) for p in str(row[14]).split(";") if p}
         ax3.bar(pos, attr, color=["red" if p in phi else "grey" for p in pos])
         ax3.set_xticks(pos, list(seq[s - 1 : s - 1 + len(attr)]), fontsize=7)
         ax3.axhline(0, color="black", lw=0.5)
@@ -137,17 +137,17 @@ def run_explain(input_fasta: str, outdir: str, model: str | None = None, top_k: 
 
     from tqdm import tqdm
 
-    from . import fuse
+    from . import scoring
     from .embedders import get_embedder
     from .fasta import iter_fasta, validate_fasta
     from .model import check_compatible, load
     from .predict import resolve_model
-    from .report import rank_protein
-    from .window_score import score_windows
+    from .report import CANDIDATE_COLUMNS, rank_protein
+    from .window_score import score_many
 
     validate_fasta(input_fasta)
     m = load(resolve_model(model))
-    emb_model = get_embedder(m.card.embedder, weights=weights, layer=m.card.layer, device=device)
+    emb_model = get_embedder(m.card.embedder, weights=weights, layer=m.card.layer, device=device, context=m.card.context)
     check_compatible(m, emb_model.meta(), f"embedder {emb_model.name}")
     os.makedirs(outdir, exist_ok=True)
     tmp = os.path.join(outdir, "attributions.tsv.partial")
@@ -159,18 +159,19 @@ def run_explain(input_fasta: str, outdir: str, model: str | None = None, top_k: 
             w.writerow(["id", "candidate_rank", "position", "residue", "attribution", "is_phi"])
             for p in tqdm(iter_fasta(input_fasta), desc="explain", unit="prot", disable=not progress):
                 emb = emb_model.embed_batch([p.sequence])[0]
-                nn = score_windows(m, emb)
+                nn = score_many(m, [emb])[0]
                 params = m.raw.get("fusion")
-                comps = fuse.fuse_protein(p.sequence, emb, nn, m.window, params, m.references) if params and m.references is not None else {"nn_score": nn}
-                ranked = rank_protein(p.id, p.sequence, m.window, comps, m.raw.get("protein_model"), top_k, 0.9)
+                comps = scoring.fuse_protein(p.sequence, emb, nn, m.window, params, m.references) if params and m.references is not None else {"nn_score": nn}
+                ranked = rank_protein(p.id, p.sequence, m.window, comps, None, top_k, m.raw.get("calibration"),
+                                      float((m.raw.get("calibration") or {}).get("max_evalue", 0.01)))
                 attrs = {}
                 for row in ranked.candidate_rows:
-                    rank, s = int(row[1]), int(row[2])
-                    if len(p.sequence) < m.window:
+                    rank, s = int(row[1]), int(row[CANDIDATE_COLUMNS.index("window_start")])
+                    if len(p.sequence) < m.window or m.net is None:
                         continue
                     a = residue_attributions(m.net, emb, s, m.window, steps)
                     attrs[rank] = a
-                    phi = {int(x) for x in row[12].split(";") if x}
+                    phi = {int(x) for x in row[CANDIDATE_COLUMNS.index("phi_positions")].split(";") if x}
                     for k, v in enumerate(a):
                         pos = s + k
                         w.writerow([p.id, rank, pos, p.sequence[pos - 1], f"{v:.5f}", "yes" if pos in phi else "no"])

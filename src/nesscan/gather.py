@@ -2,7 +2,9 @@
 
 Takes the ``proteins.tsv``, ``candidates.tsv`` and ``candidates.gff3`` of each chunk, in the
 order given, checks that the headers agree and that no protein ID occurs in two chunks, and
-writes one set of tables (plus the MultiQC content of :mod:`nesscan.mqc`) atomically.
+writes one set of tables (plus the MultiQC content of :mod:`nesscan.mqc`) atomically. The
+``qvalue`` column is recomputed over the whole run (Benjamini–Hochberg over every candidate of
+every chunk, from their E-values): a chunk's own q-values only know that chunk.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def _read_header(path: str) -> list[str]:
 
 
 def run_gather(proteins: list[str], candidates: list[str], gff3: list[str], outdir: str, sample: str | None = None,
-               threshold: float = 0.9) -> dict:
+               max_evalue: float | None = None) -> dict:
     if not (len(proteins) == len(candidates) == len(gff3)) or not proteins:
         raise NesscanError(
             f"gather needs the same number of proteins, candidates and gff3 files (got {len(proteins)}, {len(candidates)}, {len(gff3)})")
@@ -70,12 +72,15 @@ def run_gather(proteins: list[str], candidates: list[str], gff3: list[str], outd
                     fi.readline()
                     for line in fi:
                         fo.write(line)
+        from .report import fill_qvalues
+
+        fill_qvalues(tmp["candidates"])
         for k in out:
             os.replace(tmp[k], out[k])
     finally:
         for t in tmp.values():
             if os.path.exists(t):
                 os.remove(t)
-    write_predict_mqc_from_tables(outdir, out["proteins"], out["candidates"], sample=sample, threshold=threshold)
+    write_predict_mqc_from_tables(outdir, out["proteins"], out["candidates"], sample=sample, max_evalue=max_evalue)
     log.info("gathered %d chunks, %d proteins -> %s", len(proteins), len(seen), outdir)
     return {"chunks": len(proteins), "proteins": len(seen), **out}

@@ -8,7 +8,11 @@ Architectures (``arch`` in the card):
 * ``transformer`` — linear projection to ``d_model``, learned position embedding, a small
   pre-norm ``nn.TransformerEncoder``, masked mean pooling, linear head;
 * ``cnn`` — two 1-D convolutions (kernel 5) and masked max pooling;
-* ``mlp`` — the flattened window through two hidden layers.
+* ``mlp`` — the flattened window through two hidden layers;
+* ``gbm`` — gradient-boosted trees (:mod:`nesscan.gbm`) on chosen per-residue channels of the
+  window (one-hot identity, hydropathy, disorder, pLDDT), stored in ``trees.safetensors``;
+* ``stack`` — a neural classifier (``net_arch``, the CNN by default) and the trees, combined by
+  a logistic regression over their logits (``stack`` in the card), fitted on out-of-fold scores.
 
 Weights are loaded with ``safetensors`` only; nothing is unpickled.
 """
@@ -108,33 +112,60 @@ class ModelCard:
     hparams: dict
     weights_sha256: str = ""  # the embedder's weights checksum (builtin: its feature-table checksum)
     extra: dict = field(default_factory=dict)
+    context: str = "none"  # extra per-residue channels the model reads (nesscan.disorder spec id, or "none")
+    net_arch: str = ""  # the neural classifier of a "stack" (default: cnn)
 
     def to_json(self) -> dict:
         d = {
             "format": CARD_FORMAT,
             "embedder": self.embedder,
             "embedder_weights_sha256": self.weights_sha256,
+            "context": self.context,
             "dimension": self.dimension,
             "window": self.window,
             "layer": self.layer,
             "arch": self.arch,
             "hparams": self.hparams,
         }
+        if self.net_arch:
+            d["net_arch"] = self.net_arch
         d.update(self.extra)
         return d
 
 
-def build(card: ModelCard) -> nn.Module:
-    if card.arch not in ARCHS:
-        raise NesscanError(f"unknown classifier architecture '{card.arch}' (known: {', '.join(ARCHS)})")
-    return ARCHS[card.arch](card.dimension, card.window, **card.hparams)
+WINDOW_MODELS = (*ARCHS, "gbm", "stack")
 
 
-def save(model: nn.Module, card: ModelCard, outdir: str, references: dict | None = None) -> None:
-    """Write ``model.safetensors``, ``model.json`` and, for the similarity component,
-    ``references.safetensors`` (reference NES / non-NES window centroids)."""
+def net_arch(card: ModelCard) -> str | None:
+    """The neural classifier's architecture (``None`` for trees alone)."""
+    if card.arch == "gbm":
+        return None
+    if card.arch == "stack":
+        return card.net_arch or "cnn"
+    return card.arch
+
+
+def build(card: ModelCard) -> nn.Module | None:
+    arch = net_arch(card)
+    if card.arch not in WINDOW_MODELS or (arch is not None and arch not in ARCHS):
+        raise NesscanError(f"unknown classifier architecture '{card.arch}' (known: {', '.join(WINDOW_MODELS)})")
+    return None if arch is None else ARCHS[arch](card.dimension, card.window, **card.hparams)
+
+
+def save(model: nn.Module | None, card: ModelCard, outdir: str, references: dict | None = None,
+         trees: dict | None = None) -> None:
+    """Write ``model.safetensors`` (the neural classifier; empty for trees alone), ``model.json``,
+    ``trees.safetensors`` (gradient-boosted trees, :func:`nesscan.gbm.export`) and, for the
+    similarity component, ``references.safetensors`` (reference NES / non-NES window centroids)."""
     os.makedirs(outdir, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()} if model is not None else {}
+    if not tensors:
+        tensors = {"_none": torch.zeros(1)}  # safetensors files hold at least one tensor
+    if trees is not None:
+        tmp_t = os.path.join(outdir, ".trees.safetensors.tmp")
+        save_file({k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in trees.items()}, tmp_t,
+                  metadata={"format": CARD_FORMAT})
+        os.replace(tmp_t, os.path.join(outdir, "trees.safetensors"))
     tmp_w = os.path.join(outdir, ".model.safetensors.tmp")
     tmp_j = os.path.join(outdir, ".model.json.tmp")
     save_file(tensors, tmp_w, metadata={"format": CARD_FORMAT})
@@ -156,6 +187,8 @@ class LoadedModel:
     raw: dict  # the whole model.json
     path: str
     references: dict | None = None  # similarity centroids (numpy), when shipped
+    booster: object | None = None  # gradient-boosted trees (nesscan.gbm.Booster) of gbm / stack models
+    protein_booster: object | None = None  # the protein model's trees, when it is gradient boosting
 
     @property
     def window(self) -> int:
@@ -182,15 +215,34 @@ def load(path: str) -> LoadedModel:
     card = ModelCard(
         embedder=raw["embedder"], dimension=int(raw["dimension"]), window=int(raw["window"]),
         layer=int(raw["layer"]), arch=raw["arch"], hparams=dict(raw.get("hparams", {})),
-        weights_sha256=raw.get("embedder_weights_sha256", ""),
+        weights_sha256=raw.get("embedder_weights_sha256", ""), context=raw.get("context", "none"),
+        net_arch=raw.get("net_arch", ""),
     )
     net = build(card)
     try:
         state = load_file(weights_path)
-        net.load_state_dict(state)
+        if net is not None:
+            net.load_state_dict(state)
     except Exception as e:  # safetensors header errors, shape mismatches
         raise NesscanError(f"cannot load classifier weights {weights_path}: {str(e).splitlines()[0]}") from None
-    net.eval()
+    if net is not None:
+        net.eval()
+    booster = protein_booster = None
+    trees_path = os.path.join(path, "trees.safetensors")
+    needs_protein = (raw.get("protein_model") or {}).get("type") == "gradient_boosting"
+    if card.arch in ("gbm", "stack") or needs_protein:
+        if not os.path.exists(trees_path):
+            raise NesscanError(f"model file not found: {trees_path}")
+        try:
+            from .gbm import Booster
+
+            arrays = {k: v.numpy() for k, v in load_file(trees_path).items()}
+            if card.arch in ("gbm", "stack"):
+                booster = Booster(arrays)
+            if needs_protein:
+                protein_booster = Booster(arrays, prefix="protein.")
+        except Exception as e:
+            raise NesscanError(f"cannot load the trees {trees_path}: {str(e).splitlines()[0]}") from None
     refs = None
     ref_path = os.path.join(path, "references.safetensors")
     if os.path.exists(ref_path):
@@ -198,7 +250,7 @@ def load(path: str) -> LoadedModel:
             refs = {k: v.numpy().astype(np.float64) for k, v in load_file(ref_path).items()}
         except Exception as e:
             raise NesscanError(f"cannot load reference windows {ref_path}: {str(e).splitlines()[0]}") from None
-    return LoadedModel(net, card, raw, path, refs)
+    return LoadedModel(net, card, raw, path, refs, booster, protein_booster)
 
 
 def check_compatible(model: LoadedModel, meta: dict, source: str) -> None:
@@ -213,10 +265,14 @@ def check_compatible(model: LoadedModel, meta: dict, source: str) -> None:
         problems.append(f"layer {meta['layer']} != {card.layer}")
     if card.weights_sha256 and meta.get("weights_sha256") and meta["weights_sha256"] != card.weights_sha256:
         problems.append("embedder weights checksum differs")
+    got = meta.get("context") or "none"
+    if got != card.context:
+        problems.append(f"context channels {got} != {card.context}")
     if problems:
         raise NesscanError(
             f"{source} does not match model {model.path}: {'; '.join(problems)} — embed with --embedder {card.embedder}"
             + (f" --layer {card.layer}" if card.layer else "")
+            + (" --context disorder" if card.context != "none" else " --context none")
         )
 
 

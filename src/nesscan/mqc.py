@@ -26,7 +26,7 @@ renamed when complete.
 
 ``predict`` (:func:`write_predict_mqc`) writes
 
-* ``nesscan_predict_stats_mqc.yaml`` — General Statistics: proteins, candidates ≥ threshold,
+* ``nesscan_predict_stats_mqc.yaml`` — General Statistics: proteins, high-confidence candidates (E-value cutoff),
   proteins with one, median protein score;
 * ``nesscan_predict_score_histogram_mqc.yaml`` — bar graph of ``score`` / ``nes_score`` in ten bins;
 * ``nesscan_predict_top_candidates_mqc.yaml`` — table of the best candidates over all proteins.
@@ -325,11 +325,8 @@ def _as_dicts(rows: Sequence, columns: list[str]) -> list[dict]:
     for r in rows:
         if isinstance(r, Mapping):
             d = dict(r)
-            if "n_candidates" not in d:  # n_candidates_ge_<threshold>
-                for k in d:
-                    if str(k).startswith("n_candidates_ge_"):
-                        d["n_candidates"] = d[k]
-                        break
+            if "n_candidates" not in d and "n_high_confidence" in d:
+                d["n_candidates"] = d["n_high_confidence"]
             out.append(d)
         else:
             out.append(dict(zip(columns, r)))
@@ -343,8 +340,12 @@ def _flt(v) -> float:
         return math.nan
 
 
+def _cut_label(max_evalue: float | None) -> str:
+    return f"E ≤ {max_evalue:g}" if max_evalue is not None else "high confidence"
+
+
 def write_predict_mqc(outdir: str, proteins_rows: Sequence, candidates_rows: Sequence, sample: str | None = None,
-                      threshold: float = 0.9, top_n: int = 50) -> list[str]:
+                      max_evalue: float | None = None, top_n: int = 50) -> list[str]:
     """MultiQC custom content for one ``nesscan predict`` run.
 
     ``proteins_rows`` / ``candidates_rows``: dicts keyed by the ``proteins.tsv`` /
@@ -358,7 +359,8 @@ def write_predict_mqc(outdir: str, proteins_rows: Sequence, candidates_rows: Seq
     scores = np.array([_flt(p.get("score")) for p in prots])
     nes = np.array([_flt(p.get("nes_score")) for p in prots])
     cscore = np.array([_flt(c.get("score")) for c in cands])
-    high = cscore >= threshold
+    high = np.array([str(c.get("high_confidence", "")) == "yes" for c in cands], dtype=bool)
+    cut = _cut_label(max_evalue)
     prot_high = {c.get("id") for c, h in zip(cands, high) if h}
     n = len(prots)
     paths = []
@@ -369,14 +371,15 @@ def write_predict_mqc(outdir: str, proteins_rows: Sequence, candidates_rows: Seq
     headers = {
         "nesscan_proteins": {"title": "Proteins", "description": "proteins scanned", "format": "{:,.0f}",
                              "scale": "Greys"},
-        "nesscan_candidates_high": {"title": f"NES ≥ {threshold:g}",
-                                    "description": f"NES candidates with fused score ≥ {threshold:g}",
+        "nesscan_candidates_high": {"title": "NES calls",
+                                    "description": f"high-confidence NES candidates ({cut}: expected false calls "
+                                                   "per protein of its length under the shuffled-sequence null)",
                                     "format": "{:,.0f}", "scale": "Reds"},
         "nesscan_proteins_with_high": {"title": "Proteins with NES",
-                                       "description": f"proteins with ≥ 1 candidate scoring ≥ {threshold:g}",
+                                       "description": f"proteins with ≥ 1 high-confidence candidate ({cut})",
                                        "format": "{:,.0f}", "scale": "Reds"},
         "nesscan_pct_proteins_with_high": {"title": "% with NES", "min": 0, "max": 100, "suffix": "%",
-                                           "description": f"% of proteins with ≥ 1 candidate ≥ {threshold:g}",
+                                           "description": f"% of proteins with ≥ 1 high-confidence candidate ({cut})",
                                            "format": "{:,.1f}", "scale": "Reds"},
         "nesscan_median_score": {"title": "Median score", "min": 0, "max": 1, "format": "{:,.3f}",
                                  "description": "median protein-level score (NES evidence + composition + length)",
@@ -402,8 +405,8 @@ def write_predict_mqc(outdir: str, proteins_rows: Sequence, candidates_rows: Seq
 
     order = np.argsort(-np.nan_to_num(cscore, nan=-1.0), kind="mergesort")[:top_n]
     table = {}
-    cols = ["id", "rank", "start", "end", "sequence", "score", "nn_score", "motif_score", "similarity_score",
-            "motif_class", "phi_positions", "high_confidence", "accessibility", "plddt"]
+    cols = ["id", "rank", "start", "end", "sequence", "score", "evalue", "qvalue", "nn_score", "motif_score",
+            "similarity_score", "motif_class", "phi_positions", "high_confidence", "accessibility", "plddt"]
     for i in order:
         c = cands[i]
         r = {}
@@ -411,7 +414,7 @@ def write_predict_mqc(outdir: str, proteins_rows: Sequence, candidates_rows: Seq
             v = c.get(k)
             if v is None or v == "":
                 continue
-            if k in ("score", "nn_score", "motif_score", "similarity_score", "accessibility", "plddt"):
+            if k in ("score", "evalue", "qvalue", "nn_score", "motif_score", "similarity_score", "accessibility", "plddt"):
                 v = _flt(v)
                 if not math.isfinite(v):
                     continue
@@ -428,11 +431,14 @@ def write_predict_mqc(outdir: str, proteins_rows: Sequence, candidates_rows: Seq
                 "start": {"title": "start", "format": "{:,.0f}"}, "end": {"title": "end", "format": "{:,.0f}"},
                 "sequence": {"title": "sequence"},
                 "score": {"title": "fused score", "min": 0, "max": 1, "format": "{:,.3f}", "scale": "Reds"}}
+    for k, t in (("evalue", "E-value"), ("qvalue", "q-value")):
+        if any(k in r for r in table.values()):
+            theaders[k] = {"title": t, "format": "{:,.3g}"}
     for k, t in (("nn_score", "classifier"), ("motif_score", "motif"), ("similarity_score", "similarity"),
                  ("accessibility", "RSA"), ("plddt", "pLDDT")):
         if any(k in r for r in table.values()):
             theaders[k] = {"title": t, "format": "{:,.3f}" if k != "plddt" else "{:,.1f}"}
-    for k, t in (("motif_class", "class"), ("phi_positions", "Φ positions"), ("high_confidence", f"≥ {threshold:g}")):
+    for k, t in (("motif_class", "class"), ("phi_positions", "Φ positions"), ("high_confidence", cut)):
         if any(k in r for r in table.values()):
             theaders[k] = {"title": t}
     if table:
@@ -448,10 +454,10 @@ def write_predict_mqc(outdir: str, proteins_rows: Sequence, candidates_rows: Seq
 
 
 def write_predict_mqc_from_tables(outdir: str, proteins_tsv: str, candidates_tsv: str, sample: str | None = None,
-                                  threshold: float = 0.9, top_n: int = 50) -> list[str]:
+                                  max_evalue: float | None = None, top_n: int = 50) -> list[str]:
     """:func:`write_predict_mqc` for written ``proteins.tsv`` / ``candidates.tsv``, reading
     them as streams: only what the sections use is kept (two scores per protein; id and score
-    of the candidates at or above ``threshold``; the ``top_n`` best candidates whole), so memory
+    of the high-confidence candidates; the ``top_n`` best candidates whole), so memory
     does not grow with the candidate table. Same files as passing every row."""
     import csv
     import heapq
@@ -469,9 +475,9 @@ def write_predict_mqc_from_tables(outdir: str, proteins_tsv: str, candidates_tsv
     for i, r in enumerate(rows(candidates_tsv)):
         if i in top:
             cands.append(r)
-        elif _flt(r.get("score")) >= threshold:
-            cands.append({"id": r.get("id"), "score": r.get("score")})
-    return write_predict_mqc(outdir, prots, cands, sample=sample, threshold=threshold, top_n=top_n)
+        elif r.get("high_confidence") == "yes":
+            cands.append({"id": r.get("id"), "score": r.get("score"), "high_confidence": "yes"})
+    return write_predict_mqc(outdir, prots, cands, sample=sample, max_evalue=max_evalue, top_n=top_n)
 
 
 __all__ = ["write_predict_mqc", "write_predict_mqc_from_tables", "write_evaluate_mqc", "to_yaml", "write_section"]

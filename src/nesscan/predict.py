@@ -16,12 +16,11 @@ import sys
 
 from tqdm import tqdm
 
-from . import fuse
 from .embedders import get_embedder
 from .errors import NesscanError
 from .fasta import DEFAULT_MAX_LENGTH, iter_fasta, validate_fasta
 from .model import LoadedModel, check_compatible, load
-from .report import ResultWriter, rank_protein
+from .report import ResultWriter, default_max_evalue, score_and_rank  # noqa: F401  (re-exported)
 from .window_score import score_many
 
 log = logging.getLogger("nesscan.predict")
@@ -54,7 +53,7 @@ def resolve_model(name_or_path: str | None) -> str:
 
 
 def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights: str | None = None,
-                device: str = "auto", top_k: int = 5, threshold: float = 0.9,
+                device: str = "auto", top_k: int = 5, max_evalue: float | None = None,
                 max_length: int = DEFAULT_MAX_LENGTH, structure_dir: str | None = None,
                 progress: bool = True) -> dict:
     summary = validate_fasta(input_fasta, max_length)
@@ -62,11 +61,12 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
         raise NesscanError(f"structure directory not found: {structure_dir}")
     m: LoadedModel = load(resolve_model(model))
     card = m.card
-    embedder = get_embedder(card.embedder, weights=weights, layer=card.layer, device=device)
+    embedder = get_embedder(card.embedder, weights=weights, layer=card.layer, device=device, context=card.context)
     check_compatible(m, embedder.meta(), f"embedder {embedder.name}")
     log.info("%d proteins, %d residues; model %s (%s, window %d)", summary.n, summary.residues, m.path, card.embedder, card.window)
     sample = os.path.splitext(os.path.basename(input_fasta))[0]
-    with _torch_threads(pipeline_torch_threads(embedder)), ResultWriter(outdir, threshold, sample=sample) as out:
+    max_evalue = default_max_evalue(m, max_evalue)
+    with _torch_threads(pipeline_torch_threads(embedder)), ResultWriter(outdir, max_evalue, sample=sample) as out:
         bar = tqdm(total=summary.residues, unit="res", desc="predict", disable=not progress)
         # batches over consecutive proteins keep the input order in the tables
         batches = _consecutive_batches(iter_fasta(input_fasta, max_length), stream_batch_tokens(embedder))
@@ -77,31 +77,14 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
         for batch, embs, scores in _embedded_and_scored(batches, embedder, m, embed_in_caller=builtin,
                                                         device=scored_on):
             for p, emb, nn in zip(batch, embs, scores):
-                out.add(score_and_rank(m, p.id, p.sequence, emb, nn, top_k, threshold, structure_dir), len(p))
+                out.add(score_and_rank(m, p.id, p.sequence, emb, nn, top_k, max_evalue, structure_dir), len(p))
             bar.update(sum(len(p) for p in batch))
             del embs, scores
             release_free_memory()
         bar.close()
-    log.info("wrote %s (%d candidates >= %.2f)", ", ".join(out.paths.values()), out.n_high, threshold)
+    log.info("wrote %s (%d high-confidence candidates, E-value <= %g)", ", ".join(out.paths.values()), out.n_high,
+             max_evalue)
     return {"proteins": summary.n, "high_confidence_candidates": out.n_high, **out.paths}
-
-
-def score_and_rank(m: LoadedModel, pid: str, seq: str, emb, nn, top_k: int, threshold: float,
-                   structure_dir: str | None = None):
-    """Fuse the classifier's window scores with motifs and similarity, then rank candidates."""
-    params = m.raw.get("fusion")
-    if params and m.references is not None:
-        comps = fuse.fuse_protein(seq, emb, nn, m.window, params, m.references)
-    else:
-        comps = {"nn_score": nn}
-    rsa = plddt = None
-    if structure_dir:
-        path = fuse.find_structure(structure_dir, pid)
-        if path:
-            rsa, plddt = fuse.structure_tracks(path, seq)
-        else:
-            log.warning("no structure for %s in %s", pid, structure_dir)
-    return rank_protein(pid, seq, m.window, comps, m.raw.get("protein_model"), top_k, threshold, rsa, plddt)
 
 
 def scoring_device(embedder) -> str | None:

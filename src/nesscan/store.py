@@ -3,7 +3,9 @@
 Layout (h5py)::
 
     /                      attrs: format="nesscan-embeddings/1", embedder, layer, dimension,
-                                  weights_sha256, complete (bool), nesscan_version
+                                  weights_sha256, context (extra per-residue channels:
+                                  "none" or the disorder channels' id, nesscan.disorder),
+                                  complete (bool), nesscan_version
     /proteins/<key>        float16/float32 dataset, L x D; <key> is the ID percent-encoded
                            (HDF5 names cannot hold '/'), attrs: id, sequence, sequence_sha256,
                            length, embedder, layer, dimension, weights_sha256
@@ -30,7 +32,8 @@ from . import __version__
 from .errors import NesscanError
 
 FORMAT = "nesscan-embeddings/1"
-META_KEYS = ("embedder", "layer", "dimension", "weights_sha256")
+META_KEYS = ("embedder", "layer", "dimension", "weights_sha256", "context")
+NO_CONTEXT = "none"  # files written before the context channels existed have no attribute
 
 
 def sequence_sha256(seq: str) -> str:
@@ -50,7 +53,9 @@ def read_meta(path: str) -> dict:
         with h5py.File(path, "r") as f:
             if _attr(f.attrs.get("format", "")) != FORMAT:
                 raise NesscanError(f"{path} is not a nesscan embeddings file")
-            meta = {k: _attr(f.attrs[k]) for k in META_KEYS}
+            meta = {k: _attr(f.attrs.get(k, NO_CONTEXT if k == "context" else None)) for k in META_KEYS}
+            if any(v is None for v in meta.values()):
+                raise NesscanError(f"{path} lacks the embeddings metadata ({', '.join(k for k, v in meta.items() if v is None)})")
             meta["layer"] = int(meta["layer"])
             meta["dimension"] = int(meta["dimension"])
             meta["complete"] = bool(f.attrs.get("complete", False))
@@ -68,7 +73,7 @@ class EmbeddingWriter:
     def __init__(self, path: str, meta: dict, overwrite: bool = False, dtype: str = "float32"):
         self.path = os.fspath(path)
         self.partial = self.path + ".partial"
-        self.meta = {k: meta[k] for k in META_KEYS}
+        self.meta = {k: meta.get(k, NO_CONTEXT) if k == "context" else meta[k] for k in META_KEYS}
         self.dtype = dtype
         self.done: dict[str, str] = {}
         parent = os.path.dirname(os.path.abspath(self.path))
@@ -104,7 +109,7 @@ class EmbeddingWriter:
                     raise NesscanError(
                         f"output {path} exists and is not a nesscan embeddings file; remove it or pass --overwrite"
                     )
-                old = {k: _attr(f.attrs[k]) for k in META_KEYS}
+                old = {k: _attr(f.attrs.get(k, NO_CONTEXT if k == "context" else "")) for k in META_KEYS}
         except OSError:
             if path == self.partial:
                 return False  # a partial file left by a killed run and not readable: start over

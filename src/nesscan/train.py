@@ -29,11 +29,12 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from . import __version__
-from . import fuse, protein_model
+from . import protein_model, scoring
 from .data import Record, data_checksum, load_dataset
 from .embedders import Embedder
+from .errors import NesscanError
 from .model import ModelCard, build, save
-from .window_score import pick_candidates, score_many, window_bounds
+from .window_score import pick_candidates
 
 log = logging.getLogger("nesscan.train")
 
@@ -41,7 +42,8 @@ log = logging.getLogger("nesscan.train")
 @dataclass
 class TrainConfig:
     window: int = 20
-    arch: str = "transformer"
+    arch: str = "stack"
+    net_arch: str = "cnn"  # the network of a stack
     hparams: dict = field(default_factory=dict)
     epochs: int = 30
     batch_size: int = 256
@@ -55,6 +57,10 @@ class TrainConfig:
     neg_per_annotated: int = 20
     phi_mutants: bool = True
     val_fraction: float = 0.15
+    tree_iterations: int = 200
+    tree_learning_rate: float = 0.1
+    tree_channels: list | None = None  # set from the embedder (tree_channels)
+    null_shuffles: int = 1  # composition-preserving shuffles per training protein for the background null
 
 
 def set_seed(seed: int) -> None:
@@ -215,116 +221,107 @@ class _NetModel:
         self.net, self.window = net, window
 
 
-def protein_outputs(net, window: int, records: list[Record], embs: dict[str, np.ndarray], refs: dict) -> dict[str, dict]:
-    """Per record: classifier scores of every window, motif features, raw similarity."""
-    model = _NetModel(net, window)
+@dataclass
+class WindowModel:
+    """A fitted window model: the network and/or the trees, and the similarity references."""
+
+    arch: str
+    window: int
+    net: torch.nn.Module | None
+    booster: object | None
+    trees: dict | None  # exported arrays (nesscan.gbm.export)
+    channels: list[int] | None
+    refs: dict
+    info: dict
+
+
+def tree_channels(embedder_name: str, dim: int, context: bool) -> list[int]:
+    """Per-residue channels the trees read: one-hot identity (20) and Kyte-Doolittle hydropathy of
+    the built-in embedder, plus the disorder channels (the last two) when present."""
+    if embedder_name != "builtin":
+        raise NesscanError("the gbm and stack window models read the built-in embedder's channels; "
+                           "use --arch cnn (or transformer, mlp) with ESM-2")
+    from .embedders import KD_COLUMN
+
+    chans = list(range(20)) + [KD_COLUMN]
+    return chans + ([dim - 2, dim - 1] if context else [])
+
+
+def fit_trees(records, embs, mut, cfg: TrainConfig, channels: list[int]):
+    """Gradient-boosted trees on the window examples (Φ->A mutants included as negatives)."""
+    from . import gbm
+    from .window_score import tree_features
+
+    rng = np.random.default_rng(cfg.seed)
+    ex = example_windows(records, cfg, rng, mutants=cfg.phi_mutants)
+    ex = [e for e in ex if not e[3] or e[0] in mut]
+    feats: dict[tuple[str, bool], np.ndarray] = {}
+    X = np.empty((len(ex), cfg.window * len(channels)))
+    for n, (pid, s0, _, m) in enumerate(ex):
+        key = (pid, m)
+        if key not in feats:
+            feats[key] = tree_features((mut if m else embs)[pid], channels, cfg.window)
+        X[n] = feats[key][s0]
+    y = np.array([e[2] for e in ex])
+    clf = gbm.fit(X, y, seed=cfg.seed, max_iter=cfg.tree_iterations, learning_rate=cfg.tree_learning_rate)
+    arrays = gbm.export(clf)
+    return gbm.Booster(arrays), arrays
+
+
+def fit_window_model(records, embs, mut, dim, cfg: TrainConfig, progress=False) -> WindowModel:
+    from dataclasses import replace
+
+    from .model import net_arch
+
+    arch = net_arch(ModelCard("?", dim, cfg.window, 0, cfg.arch, {}, net_arch=cfg.net_arch))
+    net, info, refs = None, {}, None
+    if arch is not None:
+        net, info, refs = train_one(records, embs, mut, dim, replace(cfg, arch=arch), progress=progress)
+    booster = arrays = None
+    if cfg.arch in ("gbm", "stack"):
+        booster, arrays = fit_trees(records, embs, mut, cfg, cfg.tree_channels)
+        if refs is None:
+            refs = similarity_references(records, embs, mut, cfg)
+    return WindowModel(cfg.arch, cfg.window, net, booster, arrays, cfg.tree_channels, refs, info)
+
+
+def similarity_references(records, embs, mut, cfg: TrainConfig) -> dict:
+    """Reference windows for the similarity component: training positives vs real negatives
+    (Φ mutants excluded: they are near-copies of the positives)."""
+    tr, _ = _split_val(records, cfg.val_fraction, cfg.seed)
+    ex = build_examples(tr, embs, mut, cfg, np.random.default_rng(cfg.seed))
+    pooled = ex.X.numpy().mean(1).astype(np.float64)
+    ypos = ex.y.numpy() == 1
+    return scoring.fit_centroids(pooled[ypos], pooled[~ypos & ~ex.mutant], seed=cfg.seed)
+
+
+def raw_outputs(wm: WindowModel, records, embs, window: int) -> dict[str, dict]:
+    """Per record: the network's window probabilities and/or the trees' logits, motif features
+    and raw similarity."""
+    from .window_score import net_scores, tree_features
+
     out = {}
     for i in range(0, len(records), 64):
         chunk = records[i : i + 64]
-        scores = score_many(model, [embs[r.id] for r in chunk])
-        for r, sc in zip(chunk, scores):
+        nets = net_scores(_NetModel(wm.net, window), [embs[r.id] for r in chunk]) if wm.net is not None else [None] * len(chunk)
+        for r, nn in zip(chunk, nets):
+            e = embs[r.id]
             out[r.id] = {
-                "nn": sc,
-                "mf": fuse.window_motif_features(r.sequence, window),
-                "sr": fuse.similarity_raw(fuse.pooled_windows(embs[r.id], window), refs),
+                "net": nn,
+                "tree": wm.booster.raw(tree_features(e, wm.channels, window)) if wm.booster is not None else None,
+                "mf": scoring.window_motif_features(r.sequence, window),
+                "sr": scoring.similarity_raw(scoring.pooled_windows(e, window), wm.refs),
             }
     return out
 
 
-def localisation_metrics(records: list[Record], scores: dict[str, np.ndarray], window: int) -> dict:
-    """hit@1/hit@5 of greedy candidates, residue-level AUC and window AUC inside NES-annotated
-    proteins, for one per-window score array per protein."""
-    hit1 = hit5 = n = 0
-    res_y, res_s, win_y, win_s, res_auc_each = [], [], [], [], []
-    for r in records:
-        if r.group != "nes_annotated" or not r.spans or r.id not in scores:
-            continue
-        sc = scores[r.id]
-        L = len(r.sequence)
-        inside = np.zeros(L + 1, dtype=bool)
-        for sp in r.spans:
-            inside[sp.start : sp.end + 1] = True
-        cands = pick_candidates(sc, L, window, top_k=5)
-        n += 1
-        hit1 += bool(cands and inside[cands[0].start : cands[0].end + 1].any())
-        hit5 += any(inside[c.start : c.end + 1].any() for c in cands)
-        starts, ends = window_bounds(L, window)
-        rs = np.full(L, -1.0)
-        for k in range(min(window, L)):
-            idx = starts - 1 + k
-            ok = idx < L
-            np.maximum.at(rs, idx[ok], sc[ok])
-        res_y.append(inside[1:].astype(int))
-        res_s.append(rs)
-        if 0 < inside[1:].sum() < L:
-            res_auc_each.append(_auc(inside[1:].astype(int), rs))
-        cores = [_core(sp) for sp in r.spans]
-        for s, e, v in zip(starts, ends, sc):
-            if any(s <= lo and hi <= e for lo, hi in cores):
-                win_y.append(1), win_s.append(v)
-            elif not inside[s : e + 1].any():
-                win_y.append(0), win_s.append(v)
-    if n == 0:
-        return {"n_annotated": 0}
-    return {
-        "n_annotated": n,
-        "hit_at_1": hit1 / n,
-        "hit_at_5": hit5 / n,
-        "residue_auc_pooled": _auc(np.concatenate(res_y), np.concatenate(res_s)),
-        "residue_auc_per_protein_mean": float(np.nanmean(res_auc_each)) if res_auc_each else float("nan"),
-        "window_auc_within_annotated": _auc(win_y, win_s),
-    }
-
-
-def phi_metrics(records: list[Record], scores: dict[str, np.ndarray], window: int, top_k: int = 5) -> dict:
-    """Φ-residue precision/recall/F1 of the top candidates picked on ``scores`` (Φ from
-    :func:`nesscan.fuse.annotate_phi`), computed by ``nesscan evaluate``'s own code: per span
-    (strict) and per region of overlapping annotations (best-matching annotation)."""
-    from . import evaluate
-
-    inp = evaluate.Inputs(has_phi=True, proteins={}, candidates={}, spans={}, sequences={})
-    for r in records:
-        if r.group != "nes_annotated" or not r.spans or r.id not in scores:
-            continue
-        L = len(r.sequence)
-        rows = []
-        for c in pick_candidates(scores[r.id], L, window, top_k=top_k):
-            cls, phi = fuse.annotate_phi(r.sequence, c.start, c.end)
-            rows.append({"rank": c.rank, "start": c.start, "end": c.end, "score": c.score, "phi": phi, "motif_class": cls})
-        inp.proteins[r.id] = {"length": L}
-        inp.sequences[r.id] = r.sequence
-        inp.candidates[r.id] = rows
-        inp.spans[r.id] = [evaluate.SpanRec(sp.start, sp.end, list(sp.phi), evaluate.motif_family(sp.motif_class),
-                                            sp.motif_class) for sp in r.spans]
-    o = evaluate.localisation(inp)["overall"]
-    keys = ("phi_precision", "phi_recall", "phi_f1", "phi_n_spans", "phi_f1_all_spans", "phi_region_precision",
-            "phi_region_recall", "phi_region_f1", "phi_n_regions", "hit@1", "hit@5")
-    return {k.replace("@", "_at_"): o[k] for k in keys if k in o}
-
-
-def protein_aucs(records: list[Record], score: dict[str, float]) -> dict:
-    def auc(pos_group, neg_group):
-        y, s = [], []
-        for r in records:
-            if r.id in score and r.group in (pos_group, neg_group):
-                y.append(int(r.group == pos_group))
-                s.append(score[r.id])
-        return _auc(y, s)
-
-    return {
-        "T1_annotated_vs_bacterial": auc("nes_annotated", "bacterial_control"),
-        "T2_annotated_vs_nonbinder": auc("nes_annotated", "crm1_nonbinder"),
-        "T3_cargo_vs_nonbinder": auc("crm1_cargo", "crm1_nonbinder"),
-    }
-
-
-# ----------------------------------------------------------------------------- driver
-
-
-def embed_records(records: list[Record], embedder: Embedder, progress: bool = True):
+def embed_records(records: list[Record], embedder: Embedder, progress: bool = True, mutants: bool = True):
+    """Embeddings of the records and (``mutants``) of their Φ->A mutants, in batches of 64
+    sequences sorted by length."""
     embs, mut = {}, {}
     seqs = {r.id: r.sequence for r in records}
-    muts = {r.id: _mutant(r.sequence, r.spans) for r in records if r.group == "nes_annotated" and r.spans}
+    muts = {r.id: _mutant(r.sequence, r.spans) for r in records
+            if mutants and r.group == "nes_annotated" and r.spans}
     jobs = [(k, s, embs) for k, s in seqs.items()] + [(k, s, mut) for k, s in muts.items()]
     jobs.sort(key=lambda j: len(j[1]))
     bar = tqdm(total=len(jobs), desc=f"embed[{embedder.name}]", unit="prot", disable=not progress)
@@ -360,169 +357,48 @@ def train_one(records, embs, mut, dim, cfg: TrainConfig, progress=False):
     # (Φ mutants excluded: they are near-copies of the positives)
     pooled = ex_tr.X.numpy().mean(1).astype(np.float64)
     ypos = ex_tr.y.numpy() == 1
-    refs = fuse.fit_centroids(pooled[ypos], pooled[~ypos & ~ex_tr.mutant], seed=cfg.seed)
+    refs = scoring.fit_centroids(pooled[ypos], pooled[~ypos & ~ex_tr.mutant], seed=cfg.seed)
     return net, info, refs
 
 
-def _summary(values: list[dict]) -> dict:
-    keys = [k for k in values[0] if isinstance(values[0][k], (int, float))]
-    out = {}
-    for k in keys:
-        v = np.array([d[k] for d in values], dtype=float)
-        out[k] = {"mean": float(np.nanmean(v)), "sd": float(np.nanstd(v)), "folds": [float(x) for x in v]}
+def null_records(records: list[Record], cfg: TrainConfig) -> list[Record]:
+    """Composition-preserving shuffles of the proteins (``cfg.null_shuffles`` each; only the
+    first is used by the cross-validation), as records of group ``shuffled``."""
+    from . import calibrate
+
+    out = []
+    for k in range(cfg.null_shuffles):
+        for r in records:
+            out.append(Record(f"{r.id}|shuffle{k}", calibrate.shuffle_sequence(r.sequence, cfg.seed + k, r.id),
+                              r.cluster, "shuffled", 0))
     return out
 
 
-def _fusion_examples(records, outs, cfg):
-    """Window examples (no mutants) with their out-of-fold component inputs."""
-    ex = example_windows(records, cfg, np.random.default_rng(cfg.seed + 1), mutants=False)
-    nn = np.array([outs[p]["nn"][s] for p, s, _, _ in ex])
-    mf = np.array([outs[p]["mf"][s] for p, s, _, _ in ex])
-    sr = np.array([outs[p]["sr"][s] for p, s, _, _ in ex])
-    y = np.array([lab for _, _, lab, _ in ex])
-    return [p for p, _, _, _ in ex], nn, mf, sr, y
-
-
-def _component_arrays(params, outs, ids):
-    return {i: fuse.component_scores(params, outs[i]["nn"], outs[i]["mf"], outs[i]["sr"]) for i in ids}
-
-
-SHRINK_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0)
-
-
-def select_fusion_shrink(records, oof: dict, fold_of: dict, ex_ids, nn, mf, sr, y, window: int,
-                         seed: int = 0, grid=SHRINK_GRID) -> tuple[float, dict]:
-    """Pick the fusion's shrinkage (:func:`nesscan.fuse.fit_fusion`) by cross-validation over
-    the folds present in ``fold_of``: for each fold, fit the fusion on the other folds' window
-    examples and score this fold's proteins at every grid value; the value with the highest
-    pooled hit@1 + hit@5 wins (ties: the larger value, i.e. the plain fit is preferred).
-    Returns the value and the per-value table; with fewer than two folds (the inner loop of a
-    2-fold CV) there is nothing to choose on and the plain fit (1.0) is returned with an empty
-    table."""
-    ex_fold = np.array([fold_of[i] for i in ex_ids])
-    folds = sorted(set(ex_fold.tolist()))
-    if len(folds) < 2 or any(len(set(y[ex_fold != k].tolist())) < 2 for k in folds):
-        # nothing to cross-validate on (e.g. the inner loop of a 2-fold CV): the plain fit
-        return 1.0, {}
-    by_fold = {k: [r.id for r in records if fold_of.get(r.id) == k] for k in folds}
-    arrays: dict[float, dict] = {g: {} for g in grid}
-    for k in folds:
-        tr = ex_fold != k
-        for g, params in fuse.fit_fusion_grid(nn[tr], mf[tr], sr[tr], y[tr], seed=seed, shrinks=grid).items():
-            arrays[g].update({i: c["fused_score"] for i, c in _component_arrays(params, oof, by_fold[k]).items()})
-    sub = [r for r in records if r.id in fold_of]
-    table = {}
-    for g in grid:
-        m = localisation_metrics(sub, arrays[g], window)
-        table[g] = {"hit_at_1": m.get("hit_at_1", float("nan")), "hit_at_5": m.get("hit_at_5", float("nan"))}
-    best = max(grid, key=lambda g: (round(table[g]["hit_at_1"] + table[g]["hit_at_5"], 9), g))
-    return float(best), {str(g): v for g, v in table.items()}
-
-
-def cross_validate(records, embs, mut, dim, cfg: TrainConfig, progress=True) -> dict:
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    skf = StratifiedGroupKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed)
-    oof: dict[str, dict] = {}
-    fold_of: dict[str, int] = {}
-    per_fold, epochs = [], []
-    for k, (tr_idx, te_idx) in enumerate(skf.split(records, [r.group for r in records], [r.cluster for r in records])):
-        t0 = time.time()
-        tr = [records[i] for i in tr_idx]
-        te = [records[i] for i in te_idx]
-        net, info, refs = train_one(tr, embs, mut, dim, cfg)
-        outs = protein_outputs(net, cfg.window, te, embs, refs)
-        fold_of.update({r.id: k for r in te})
-        oof.update(outs)
-        m = localisation_metrics(te, {i: o["nn"] for i, o in outs.items()}, cfg.window)
-        m.update(protein_aucs(te, {i: float(o["nn"].max()) for i, o in outs.items()}))
-        m["best_epoch"] = info["best_epoch"]
-        epochs.append(info["best_epoch"])
-        per_fold.append(m)
-        log.info("fold %d/%d (%.0fs, classifier alone): %s", k + 1, cfg.folds, time.time() - t0,
-                 json.dumps({a: round(b, 3) for a, b in m.items() if isinstance(b, float)}))
-    ids = [r.id for r in records]
-    folds = np.array([fold_of[i] for i in ids])
-    # fusion weights: learned on the other folds' out-of-fold windows, applied to this fold
-    ex_ids, nn, mf, sr, y = _fusion_examples(records, oof, cfg)
-    ex_fold = np.array([fold_of[i] for i in ex_ids])
-    # the shrinkage is chosen inside the other folds too (nested), so fold k's figures stay unseen
-    comps: dict[str, dict] = {}
-    shrinks = []
-    for k in range(cfg.folds):
-        inner = {i: f for i, f in fold_of.items() if f != k}
-        keep = ex_fold != k
-        g, _ = select_fusion_shrink(records, oof, inner, [i for i, m in zip(ex_ids, keep) if m],
-                                    nn[keep], mf[keep], sr[keep], y[keep], cfg.window, seed=cfg.seed)
-        shrinks.append(g)
-        params = fuse.fit_fusion(nn[keep], mf[keep], sr[keep], y[keep], seed=cfg.seed, shrink=g)
-        comps.update(_component_arrays(params, oof, [i for i, f in zip(ids, folds) if f == k]))
-    log.info("fusion shrinkage chosen per outer fold: %s", shrinks)
-    final_shrink, shrink_table = select_fusion_shrink(records, oof, fold_of, ex_ids, nn, mf, sr, y, cfg.window,
-                                                      seed=cfg.seed)
-    components = {}
-    for name in ("nn_score", "motif_score", "similarity_score", "fused_score"):
-        arrays = {i: c[name] for i, c in comps.items()}
-        loc = localisation_metrics(records, arrays, cfg.window)
-        loc.update(protein_aucs(records, {i: float(a.max()) for i, a in arrays.items()}))
-        components[name] = loc
-    components["fused_score"]["phi_residues"] = phi_metrics(records, {i: c["fused_score"] for i, c in comps.items()},
-                                                            cfg.window)
-    # protein level on the fused NES evidence, same folds
-    Xn = np.array([protein_model.feature_vector(
-        r.sequence, comps[r.id]["fused_score"],
-        [c.score for c in pick_candidates(comps[r.id]["fused_score"], len(r.sequence), cfg.window, top_k=2)])
-        for r in records])
-    Xc = np.array([protein_model.comp_features(r.sequence) for r in records])
-    lab = np.array([r.label for r in records])
-    p_comb, p_comp = np.zeros(len(ids)), np.zeros(len(ids))
-    for k in range(cfg.folds):
-        tr, te = folds != k, folds == k
-        p_comb[te] = protein_model.predict(protein_model.fit(Xn[tr], lab[tr], seed=cfg.seed), Xn[te])
-        gb = HistGradientBoostingClassifier(random_state=cfg.seed).fit(Xc[tr], lab[tr])
-        p_comp[te] = gb.predict_proba(Xc[te])[:, 1]
-    protein_level = {
-        "nes_score (fused NES evidence, max over windows)": protein_aucs(records, {i: float(comps[i]["fused_score"].max()) for i in ids}),
-        "nn_score alone (window classifier, max over windows)": protein_aucs(records, {i: float(oof[i]["nn"].max()) for i in ids}),
-        "score (protein model: NES evidence + composition + length)": protein_aucs(records, dict(zip(ids, p_comb))),
-        "baseline: composition + length only (gradient boosting, no NES evidence)": protein_aucs(records, dict(zip(ids, p_comp))),
-    }
-    return {
-        "scheme": f"{cfg.folds}-fold StratifiedGroupKFold by mmseqs2 cluster (stratified on group), seed {cfg.seed}; "
-                  "fusion and protein-level weights learned on the other folds' out-of-fold scores",
-        "classifier_per_fold": _summary(per_fold),
-        "pooled_out_of_fold": {"components": components, "protein_level_roc_auc": protein_level},
-        "best_epochs": epochs,
-        "fusion_shrinkage": {"rule": "highest pooled out-of-fold hit@1 + hit@5; chosen by nested CV on the "
-                                     "training folds for each outer fold, and on all folds for the shipped model",
-                             "per_outer_fold": shrinks, "final": final_shrink, "final_table": shrink_table},
-        "_fusion_data": (nn, mf, sr, y, final_shrink),
-        "_protein_data": (Xn, lab),
-    }
-
-
-def _arch_summary(metrics: dict) -> dict:
-    comps = metrics["pooled_out_of_fold"]["components"]
-    return {
-        "classifier_hit_at_1": comps["nn_score"]["hit_at_1"],
-        "classifier_hit_at_5": comps["nn_score"]["hit_at_5"],
-        "classifier_window_auc_within_annotated": comps["nn_score"]["window_auc_within_annotated"],
-        "classifier_T2": comps["nn_score"]["T2_annotated_vs_nonbinder"],
-        "fused_hit_at_1": comps["fused_score"]["hit_at_1"],
-        "fused_hit_at_5": comps["fused_score"]["hit_at_5"],
-        "fused_window_auc_within_annotated": comps["fused_score"]["window_auc_within_annotated"],
-    }
+def _protein_features(records, fused_scores, window):
+    return np.array([protein_model.feature_vector(
+        r.sequence, fused_scores[r.id],
+        [c.score for c in pick_candidates(fused_scores[r.id], len(r.sequence), window, top_k=2)]) for r in records])
 
 
 def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, cv: bool = True,
               progress: bool = True, compare_archs: list[str] | None = None) -> dict:
+    """Train the window model, the stack, the fusion, the background null (E-values) and the
+    protein model; with ``cv``, every figure of the model card from nested cluster-grouped CV."""
+    from dataclasses import replace
+
+    from . import calibrate, crossval
+
     set_seed(cfg.seed)
     torch_threads = torch.get_num_threads()
     records = load_dataset(data_dir)
     log.info("%d proteins from %s (%s)", len(records), data_dir,
              ", ".join(f"{g}: {sum(r.group == g for r in records)}" for g in sorted({r.group for r in records})))
+    context = getattr(embedder, "context", "none") != "none"
+    if cfg.arch in ("gbm", "stack") or compare_archs:
+        cfg = replace(cfg, tree_channels=tree_channels(embedder.name, embedder.dim, context))
     embs, mut = embed_records(records, embedder, progress=progress)
+    nulls = null_records(records, cfg)
+    null_embs, _ = embed_records(nulls, embedder, progress=progress, mutants=False)
     dim = embedder.dim
     card_extra = {
         "nesscan_version": __version__,
@@ -535,50 +411,90 @@ def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, 
             "torch_threads": torch_threads,
         },
     }
+    if context:
+        from .disorder import spec
+
+        card_extra["context_channels"] = spec()
     metrics = None
     if cv and compare_archs:
-        from dataclasses import replace
-
-        results = {}
-        for arch in compare_archs:
-            log.info("cross-validating the %s classifier", arch)
-            results[arch] = cross_validate(records, embs, mut, dim, replace(cfg, arch=arch), progress=progress)
+        results = {a: crossval.cross_validate(records, embs, mut, nulls, null_embs, dim, replace(cfg, arch=a),
+                                              progress=progress) for a in compare_archs}
         table = {a: _arch_summary(m) for a, m in results.items()}
-        best = max(table, key=lambda a: (round(table[a]["fused_hit_at_1"], 6), table[a]["classifier_window_auc_within_annotated"]))
-        log.info("architecture comparison: %s -> %s", json.dumps(table), best)
+        best = max(table, key=lambda a: (round(table[a]["fused_hit_at_1"] + table[a]["fused_hit_at_5"], 6), a))
+        log.info("window model comparison: %s -> %s", json.dumps(table), best)
         cfg = replace(cfg, arch=best)
         card_extra["training"]["config"] = asdict(cfg)
-        card_extra["architecture_comparison"] = {
-            "selected": best, "rule": "highest pooled out-of-fold hit@1 of the fused score, then classifier window AUC",
-            "results": table}
+        card_extra["window_model_comparison"] = {
+            "selected": best, "rule": "highest pooled out-of-fold hit@1 + hit@5 of the fused score", "results": table}
         metrics = results[best]
-        fusion_data, protein_data = metrics.pop("_fusion_data"), metrics.pop("_protein_data")
+        for a, m in results.items():
+            m.pop("_final", None) if a != best else None
     elif cv:
-        metrics = cross_validate(records, embs, mut, dim, cfg, progress=progress)
-        fusion_data, protein_data = metrics.pop("_fusion_data"), metrics.pop("_protein_data")
-    net, info, refs = train_one(records, embs, mut, dim, cfg, progress=progress)
-    if not cv:  # no out-of-fold scores: fit the fusion and protein model in-sample (flagged in the card)
-        outs = protein_outputs(net, cfg.window, records, embs, refs)
-        _, nn, mf, sr, y = _fusion_examples(records, outs, cfg)
-        fusion_data = (nn, mf, sr, y, 1.0)
-        params = fuse.fit_fusion(nn, mf, sr, y, seed=cfg.seed)
-        comps = _component_arrays(params, outs, [r.id for r in records])
-        Xn = np.array([protein_model.feature_vector(
-            r.sequence, comps[r.id]["fused_score"],
-            [c.score for c in pick_candidates(comps[r.id]["fused_score"], len(r.sequence), cfg.window, top_k=2)])
-            for r in records])
-        protein_data = (Xn, np.array([r.label for r in records]))
-    fusion_params = fuse.fit_fusion(*fusion_data[:4], seed=cfg.seed, shrink=fusion_data[4])
-    protein_params = protein_model.fit(*protein_data, seed=cfg.seed)
-    if not cv:
-        fusion_params["note"] = protein_params["note"] = "fitted on in-sample scores (trained without cross-validation)"
-    card_extra["training"]["final"] = {k: v for k, v in info.items() if k != "history"}
+        metrics = crossval.cross_validate(records, embs, mut, nulls, null_embs, dim, cfg, progress=progress)
+    wm = fit_window_model(records, embs, mut, dim, cfg, progress=progress)
+    outs = raw_outputs(wm, records, embs, cfg.window)
+    if metrics is not None:
+        fin = metrics.pop("_final")
+        oof_outs, fold_of = fin["outs"], fin["fold_of"]
+        stack = crossval._stack_for(records, oof_outs, cfg) if cfg.arch == "stack" else None
+        shrink, shrink_table = fin["shrink_final"]
+        metrics["fusion_shrinkage"].update({"final": shrink, "final_table": shrink_table})
+        fusion_params = crossval.fit_fusion_on(records, fin["nn"], oof_outs, cfg, shrink)
+        oof_fused = {i: c["fused_score"] for i, c in fin["comps"].items()}
+        max_evalue = metrics["calls"]["final_cutoff"]
+    else:  # no out-of-fold scores: stack and fusion fitted in-sample (flagged in the card)
+        stack = crossval._stack_for(records, outs, cfg) if cfg.arch == "stack" else None
+        nn = {r.id: crossval.window_model_scores(cfg.arch, outs[r.id], stack) for r in records}
+        fusion_params = crossval.fit_fusion_on(records, nn, outs, cfg, 1.0)
+        fusion_params["note"] = "fitted on in-sample scores (trained without cross-validation)"
+        oof_fused = {r.id: crossval.fused(fusion_params, nn[r.id], outs[r.id])["fused_score"] for r in records}
+        max_evalue = 0.01
+    # the background null of the shipped model: every shuffle through the final pipeline
+    null_raw = raw_outputs(wm, nulls, null_embs, cfg.window)
+    null_fused = {n.id: crossval.fused(fusion_params, crossval.window_model_scores(cfg.arch, null_raw[n.id], stack),
+                                       null_raw[n.id])["fused_score"] for n in nulls}
+    null = crossval.null_from(null_fused, {n.id: len(n.sequence) for n in nulls}, cfg.window)
+    null["max_evalue"] = max_evalue
+    null["null_proteins"] = f"{len(nulls)} composition-preserving shuffles of the training proteins"
+    card_extra["calibration"] = null
+    # protein model on the (out-of-fold) fused NES evidence
+    from . import protein_model as pm
+
+    Xn = _protein_features(records, oof_fused, cfg.window)
+    protein_params, protein_trees = pm.fit_gbm(Xn, np.array([r.label for r in records]), seed=cfg.seed)
+    if metrics is None:
+        protein_params["note"] = "fitted on in-sample scores (trained without cross-validation)"
+    else:
+        metrics["pooled_out_of_fold"]["protein_level"] = pm.cross_validated_aucs(
+            records, Xn, fin["fold_of"], seed=cfg.seed)
+    card_extra["training"]["final"] = {k: v for k, v in wm.info.items() if k != "history"}
+    if stack is not None:
+        card_extra["stack"] = stack
+    if wm.booster is not None:
+        card_extra["trees"] = {"channels": wm.channels, "iterations": cfg.tree_iterations,
+                               "learning_rate": cfg.tree_learning_rate}
     card_extra["fusion"] = fusion_params
     card_extra["protein_model"] = protein_params
     if metrics is not None:
         card_extra["cross_validation"] = metrics
     card = ModelCard(embedder.name, dim, cfg.window, int(embedder.layer), cfg.arch, dict(cfg.hparams),
-                     weights_sha256=embedder.weights_sha256, extra=card_extra)
-    save(net, card, outdir, references=refs)
+                     weights_sha256=embedder.weights_sha256, extra=card_extra,
+                     context=getattr(embedder, "context", "none"), net_arch=cfg.net_arch if cfg.arch == "stack" else "")
+    save(wm.net, card, outdir, references=wm.refs, trees={**(wm.trees or {}), **protein_trees})
     log.info("saved model to %s", outdir)
+    _ = calibrate
     return card.to_json()
+
+
+def _arch_summary(metrics: dict) -> dict:
+    comps = metrics["pooled_out_of_fold"]["components"]
+    calls = metrics["calls"]["pooled_at_nested_cutoffs"]
+    return {
+        "window_model_hit_at_1": comps["nn_score"]["hit_at_1"],
+        "window_model_hit_at_5": comps["nn_score"]["hit_at_5"],
+        "window_model_window_auc_within_annotated": comps["nn_score"]["window_auc_within_annotated"],
+        "fused_hit_at_1": comps["fused_score"]["hit_at_1"],
+        "fused_hit_at_5": comps["fused_score"]["hit_at_5"],
+        "fused_window_auc_within_annotated": comps["fused_score"]["window_auc_within_annotated"],
+        **{k: v for k, v in calls.items() if k.startswith(("call_rate", "nes_span", "precision"))},
+    }

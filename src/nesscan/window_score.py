@@ -57,10 +57,63 @@ def score_windows(model: LoadedModel, emb: np.ndarray, batch: int = 8192) -> np.
 CNN_RESIDUES = 2048
 
 
-@torch.inference_mode()
+def tree_features(emb, channels: list[int], window: int) -> np.ndarray:
+    """(n_windows, window x len(channels)) float64: the window's residues' chosen embedding
+    channels, position-major (residue 1's channels, residue 2's, ...), for the gradient-boosted
+    trees. A protein shorter than the window is zero-padded to one window."""
+    x = np.asarray(emb.cpu().numpy() if hasattr(emb, "cpu") else emb, dtype=np.float64)[:, channels]
+    if x.shape[0] < window:
+        x = np.concatenate([x, np.zeros((window - x.shape[0], x.shape[1]))])
+    wins = np.lib.stride_tricks.sliding_window_view(x, window, axis=0)  # (nW, C, W) view
+    return np.ascontiguousarray(wins.transpose(0, 2, 1)).reshape(wins.shape[0], -1)
+
+
+TREE_ROWS = 16384  # windows per tree evaluation (features: TREE_ROWS x W x C float64)
+
+
+def tree_logits(model, emb) -> np.ndarray:
+    """Raw scores (logits) of the model's gradient-boosted trees for every window of a protein."""
+    spec = model.raw["trees"]
+    W = model.window
+    L = emb.shape[0]
+    n = max(L - W + 1, 1)
+    if n <= TREE_ROWS:
+        return model.booster.raw(tree_features(emb, spec["channels"], W))
+    out = np.empty(n)
+    for a in range(0, n, TREE_ROWS):
+        b = min(n, a + TREE_ROWS)
+        out[a:b] = model.booster.raw(tree_features(emb[a : b + W - 1], spec["channels"], W))
+    return out
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
 def score_many(model: LoadedModel, embs: list, batch: int = 8192,
                device: str | torch.device | None = None) -> list[np.ndarray]:
-    """Score several proteins at once: their windows go through the classifier in shared
+    """Window probabilities of several proteins (one array per protein, ``max(L - W + 1, 1)``).
+
+    The window model is the card's ``arch``: a neural classifier (:func:`net_scores`),
+    gradient-boosted trees (``gbm``: :func:`tree_logits`), or both stacked (``stack``: a logistic
+    regression over the network's and the trees' logits, weights in the card's ``stack``)."""
+    arch = getattr(getattr(model, "card", None), "arch", None)
+    if arch not in ("gbm", "stack"):
+        return net_scores(model, embs, batch, device)
+    trees = [tree_logits(model, e) for e in embs]
+    if arch == "gbm":
+        return [1.0 / (1.0 + np.exp(-t)) for t in trees]
+    st = model.raw["stack"]
+    nets = net_scores(model, embs, batch, device)
+    return [1.0 / (1.0 + np.exp(-(st["coef"][0] * _logit(n) + st["coef"][1] * t + st["intercept"])))
+            for n, t in zip(nets, trees)]
+
+
+@torch.inference_mode()
+def net_scores(model: LoadedModel, embs: list, batch: int = 8192,
+               device: str | torch.device | None = None) -> list[np.ndarray]:
+    """Score several proteins at once with the neural classifier: their windows go through the classifier in shared
     batches of ``batch`` windows.
 
     Streaming: only one batch of windows is materialised at a time (windows are cut from the

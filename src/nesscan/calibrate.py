@@ -1,0 +1,132 @@
+"""E-values for NES candidates: how often a shuffled protein scores this high.
+
+A window score is not an error rate: NES-like windows turn up by chance in any sequence, more
+often the longer the protein. As HMMER does for domain hits, nesscan scores each candidate
+against a **background null**: the candidates that the same model finds in
+composition-preserving shuffles of its training proteins (each protein's residues permuted, so
+composition and length are kept and any real NES is destroyed).
+
+The null is summarised as a per-residue **rate** ``λ(s)``: the number of null candidates (greedy,
+non-overlapping, exactly as ``predict`` picks them) scoring at least ``s``, divided by the number
+of null residues. A candidate of score ``s`` in a protein of ``L`` residues then has
+
+    ``evalue = L · λ(s)``  — the expected number of candidates scoring ``≥ s`` in a shuffled
+    protein of this length,
+
+``pvalue = 1 − exp(−evalue)`` (Poisson: at least one such candidate), and a run-wide ``qvalue``
+(Benjamini–Hochberg over all reported candidates, :func:`bh_qvalues`). ``λ`` is the empirical
+rate on the logit of the score, interpolated on a grid, and above the top null candidates an
+exponential tail fitted to them (maximum likelihood), so that E-values keep falling beyond the
+scores the null sample reached instead of stopping at ``1 / N``.
+
+Everything is stored in ``model.json`` (``calibration``) as plain numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+N_KNOTS = 256
+TAIL = 200  # null candidates in the fitted exponential tail
+
+
+def _logit(p):
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1 - 1e-9)
+    return np.log(p / (1 - p))
+
+
+def shuffle_sequence(seq: str, seed: int, salt: str = "") -> str:
+    """A composition-preserving shuffle of ``seq``; the permutation depends only on ``seed``,
+    ``salt`` (e.g. the protein ID) and the sequence, never on the process (no ``hash()``)."""
+    h = hashlib.sha256(f"{seed}\0{salt}\0{seq}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(h[:8], "little"))
+    arr = np.frombuffer(seq.encode("ascii"), dtype=np.uint8).copy()
+    rng.shuffle(arr)
+    return arr.tobytes().decode("ascii")
+
+
+def null_candidate_scores(score: np.ndarray, length: int, window: int, floor: float = 1e-4) -> np.ndarray:
+    """Scores of all greedy non-overlapping candidates of one protein down to ``floor``."""
+    from .window_score import pick_candidates
+
+    return np.array([c.score for c in pick_candidates(score, length, window, top_k=len(score), min_score=floor)])
+
+
+def fit_null(cand_scores: np.ndarray, n_residues: int, floor: float = 1e-4) -> dict:
+    """The per-residue rate ``λ(s)`` from null candidate scores and the null's residue count."""
+    x = np.sort(_logit(np.asarray(cand_scores, dtype=np.float64)))[::-1]  # descending logits
+    n = len(x)
+    if n < 10 or n_residues <= 0:
+        raise ValueError("too few null candidates to fit a background rate")
+    k = min(TAIL, n - 1)
+    x0 = float(x[k])  # the tail starts at the (k+1)-th best null candidate
+    excess = x[:k] - x0
+    slope = float(1.0 / max(excess.mean(), 1e-6))  # exponential MLE of the tail's decay (per logit unit)
+    # empirical part: log rate at knots spread over the null's logit range below the tail
+    lo = float(_logit(floor))
+    grid = np.linspace(lo, x0, N_KNOTS)
+    asc = x[::-1]
+    counts = n - np.searchsorted(asc, grid, side="left")  # null candidates with logit >= knot
+    rate = np.maximum(counts, 0.5) / n_residues
+    return {"method": "per-residue rate of null candidates (composition-preserving shuffles), empirical "
+                      "below the tail, exponential tail above it (maximum likelihood)",
+            "score": "fused_score", "knots_logit": grid.tolist(), "log_rate": np.log(rate).tolist(),
+            "tail_start_logit": x0, "tail_log_rate": float(np.log((k + 1) / n_residues)), "tail_slope": slope,
+            "n_null_candidates": int(n), "n_null_residues": int(n_residues), "floor": floor}
+
+
+def log_rate(null: dict, score) -> np.ndarray:
+    x = _logit(score)
+    knots = np.asarray(null["knots_logit"])
+    lr = np.asarray(null["log_rate"])
+    out = np.interp(x, knots, lr)  # clamps to the ends of the grid below the tail start
+    tail = x >= null["tail_start_logit"]
+    out = np.where(tail, null["tail_log_rate"] - null["tail_slope"] * (x - null["tail_start_logit"]), out)
+    return np.minimum(out, lr[0])
+
+
+def evalue(null: dict, score, length) -> np.ndarray:
+    """Expected number of null candidates scoring ``>= score`` in a protein of ``length``."""
+    return np.asarray(length, dtype=np.float64) * np.exp(log_rate(null, score))
+
+
+def score_at(null: dict, e: float, length: int) -> float:
+    """The smallest score whose E-value in a protein of ``length`` is ``<= e`` (bisection on
+    the monotone rate; 1.0 when no score reaches it)."""
+    if e <= 0:
+        return 1.0
+    lo, hi = 1e-9, 1 - 1e-12
+    if evalue(null, hi, length) > e:
+        return 1.0
+    if evalue(null, lo, length) <= e:
+        return 0.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if evalue(null, mid, length) <= e:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def pvalue(e) -> np.ndarray:
+    return -np.expm1(-np.asarray(e, dtype=np.float64))
+
+
+def bh_qvalues(p) -> np.ndarray:
+    """Benjamini–Hochberg q-values (monotone, capped at 1), in the input order."""
+    p = np.asarray(p, dtype=np.float64)
+    n = len(p)
+    if n == 0:
+        return p
+    order = np.argsort(p, kind="stable")
+    ranked = p[order] * n / np.arange(1, n + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(n)
+    out[order] = np.minimum(q, 1.0)
+    return out
+
+
+__all__ = ["shuffle_sequence", "null_candidate_scores", "fit_null", "evalue", "score_at", "pvalue", "bh_qvalues"]

@@ -1,0 +1,183 @@
+"""E-values, q-values, shuffles, stored trees and the disorder channels (issue: trustworthy calls)."""
+
+import collections
+import math
+import random
+
+import numpy as np
+import pytest
+
+from nesscan import calibrate, gbm
+from nesscan.errors import NesscanError
+
+
+def test_shuffle_keeps_composition_and_is_reproducible():
+    seq = "MKLAEELLKRLEELAKKLGVDPSSLEXBZU"
+    a = calibrate.shuffle_sequence(seq, 0, "P1")
+    assert collections.Counter(a) == collections.Counter(seq)
+    assert a == calibrate.shuffle_sequence(seq, 0, "P1")  # no dependence on the process
+    assert a != calibrate.shuffle_sequence(seq, 1, "P1")
+    assert a != seq
+
+
+def test_bh_qvalues_by_hand():
+    p = np.array([0.01, 0.04, 0.03, 0.20])
+    # sorted 0.01, 0.03, 0.04, 0.20 -> p*n/rank = 0.04, 0.06, 0.0533, 0.20 -> monotone from the top
+    q = calibrate.bh_qvalues(p)
+    assert q == pytest.approx([0.04, 0.0533333, 0.0533333, 0.20], rel=1e-5)
+    assert calibrate.bh_qvalues(np.array([0.9, 0.95])).max() <= 1.0
+
+
+def test_pvalue_is_poisson_at_least_one():
+    assert calibrate.pvalue(0.0) == 0.0
+    assert calibrate.pvalue(1.0) == pytest.approx(1 - math.exp(-1))
+    assert calibrate.pvalue(1e-8) == pytest.approx(1e-8)
+
+
+def _null(seed=0, n=5000, residues=200_000):
+    rng = np.random.default_rng(seed)
+    scores = 1 / (1 + np.exp(-rng.normal(-3, 1.5, n)))
+    return calibrate.fit_null(scores, residues), scores
+
+
+def test_evalue_matches_the_empirical_rate_and_falls_monotonically():
+    null, scores = _null()
+    # below the tail: E for a protein of 1000 residues = 1000 * (#null >= s) / residues
+    s = float(np.quantile(scores, 0.5))
+    expected = 1000 * (scores >= s).sum() / 200_000
+    assert calibrate.evalue(null, s, 1000) == pytest.approx(expected, rel=0.05)
+    grid = np.linspace(0.01, 0.999999, 500)
+    e = calibrate.evalue(null, grid, 500)
+    assert np.all(np.diff(e) <= 1e-12)
+    # the exponential tail keeps falling beyond the best null candidate instead of flooring
+    top = scores.max()
+    assert calibrate.evalue(null, 0.999999, 500) < calibrate.evalue(null, top, 500) / 10
+    # E scales with length
+    assert calibrate.evalue(null, s, 2000) == pytest.approx(2 * calibrate.evalue(null, s, 1000))
+
+
+def test_score_at_inverts_evalue():
+    null, _ = _null(1)
+    for L in (50, 400, 3000):
+        for e in (1e-3, 0.01, 0.5):
+            s = calibrate.score_at(null, e, L)
+            assert calibrate.evalue(null, s, L) <= e * (1 + 1e-6)
+            assert calibrate.evalue(null, s - 1e-6, L) >= e * 0.999 or s < 1e-6
+
+
+def test_calibrated_on_fresh_null_draws():
+    """On new draws from the null's own distribution, the fraction of 'proteins' with a
+    candidate at E <= c is about 1 - exp(-c) (the E-value means what it says)."""
+    rng = np.random.default_rng(3)
+    L, per_res = 400, 0.02  # 8 candidates per protein on average
+
+    def draw(n_prot):
+        k = rng.poisson(L * per_res, n_prot)
+        return [1 / (1 + np.exp(-rng.normal(-3, 1.5, kk))) for kk in k]
+
+    fit = draw(4000)
+    null = calibrate.fit_null(np.concatenate(fit), 4000 * L)
+    test = draw(4000)
+    for c in (0.05, 0.2):
+        called = np.mean([len(t) and calibrate.evalue(null, t.max(), L) <= c for t in test])
+        assert called == pytest.approx(1 - math.exp(-c), abs=0.02)
+
+
+def test_fit_null_refuses_too_little():
+    with pytest.raises(ValueError):
+        calibrate.fit_null(np.array([0.5, 0.6]), 100)
+
+
+def test_trees_round_trip_exactly():
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=600, n_features=12, random_state=0)
+    clf = gbm.fit(X, y, seed=0, max_iter=40)
+    arrays = gbm.export(clf)
+    b = gbm.Booster({k: np.array(v) for k, v in arrays.items()})
+    assert np.allclose(b.raw(X), clf.decision_function(X), atol=1e-12)
+    assert np.allclose(b.proba(X), clf.predict_proba(X)[:, 1], atol=1e-12)
+    with pytest.raises(ValueError):
+        b.raw(X[:, :5])
+    bad = dict(arrays)
+    bad["gbm.feature_idx"] = bad["gbm.feature_idx"] + 100
+    with pytest.raises(ValueError):
+        gbm.Booster(bad)
+
+
+def test_trees_save_and_load_as_safetensors(tmp_path):
+    from safetensors.numpy import load_file, save_file
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=300, n_features=6, random_state=1)
+    clf = gbm.fit(X, y, seed=0, max_iter=10)
+    save_file({k: np.ascontiguousarray(v) for k, v in gbm.export(clf).items()}, str(tmp_path / "t.safetensors"))
+    b = gbm.Booster(load_file(str(tmp_path / "t.safetensors")))
+    assert np.allclose(b.raw(X), clf.decision_function(X))
+
+
+# ------------------------------------------------------------------------------ disorder channels
+
+def test_disorder_channels_are_appended_and_named():
+    from nesscan.embedders import get_embedder
+
+    base = get_embedder("builtin")
+    ctx = get_embedder("builtin", context="disorder")
+    seqs = ["MSEEKKAAEEPKSPEKKSSEEGSSKKEE" * 3, "MLLIVLAVLLFLIVALLGAIVWLLAIL" * 2, "ACDXBZUOK" * 5]
+    a, b = base.embed_batch(seqs), ctx.embed_batch(seqs)
+    assert ctx.dim == base.dim + 2
+    for x, y_, s in zip(a, b, seqs):
+        assert y_.shape == (len(s), base.dim + 2)
+        assert np.array_equal(y_[:, : base.dim], x)
+        assert np.all((y_[:, -2:] >= 0) & (y_[:, -2:] <= 1))
+    # a disordered, charged repeat is predicted more disordered than a hydrophobic stretch
+    assert b[0][:, -2].mean() > b[1][:, -2].mean() + 0.3
+    assert b[0][:, -1].mean() < b[1][:, -1].mean()  # and with lower predicted pLDDT
+    assert ctx.meta()["context"].startswith("metapredict-") and base.meta()["context"] == "none"
+
+
+def test_unknown_context_is_refused():
+    from nesscan.embedders import get_embedder
+
+    with pytest.raises(NesscanError, match="context channels"):
+        get_embedder("builtin", context="metapredict-000000000000")
+
+
+def test_model_refuses_embeddings_without_its_context(tmp_path):
+    from nesscan.model import check_compatible, load
+    from nesscan.predict import resolve_model
+
+    m = load(resolve_model(None))
+    meta = {"embedder": m.card.embedder, "dimension": m.card.dimension, "layer": m.card.layer,
+            "weights_sha256": m.card.weights_sha256, "context": "none"}
+    if m.card.context == "none":
+        pytest.skip("the shipped model has no context channels")
+    with pytest.raises(NesscanError, match="context channels none"):
+        check_compatible(m, meta, "emb.h5")
+
+
+def test_random_sequences_seldom_get_calls(tmp_path):
+    """Random uniform-composition proteins (the null HMMER-style E-values are about): at the
+    shipped cutoff few of them get a high-confidence call (the v1 score >= 0.9 called 45 %)."""
+    import csv
+
+    from conftest import run_cli, write_fasta
+
+    rng = random.Random(11)
+    aa = "ACDEFGHIKLMNPQRSTVWY"
+    recs = [(f"R{i}", "".join(rng.choice(aa) for _ in range(rng.randint(100, 900)))) for i in range(150)]
+    fa = write_fasta(tmp_path / "random.fasta", recs)
+    r = run_cli("predict", "-i", fa, "-o", tmp_path / "out", "-q")
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "out" / "proteins.tsv") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    called = sum(int(x["n_high_confidence"]) > 0 for x in rows)
+    assert called / len(rows) <= 0.10, called
+    with open(tmp_path / "out" / "candidates.tsv") as fh:
+        cands = list(csv.DictReader(fh, delimiter="\t"))
+    ev = np.array([float(c["evalue"]) for c in cands])
+    q = np.array([float(c["qvalue"]) for c in cands])
+    assert np.all(q >= 0) and np.all(q <= 1)
+    # q-values are BH over every candidate of the run, recomputed here from the E-values
+    p = calibrate.pvalue(ev)
+    assert np.allclose(q, calibrate.bh_qvalues(p), rtol=2e-2, atol=1e-3)
