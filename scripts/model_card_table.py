@@ -1,64 +1,105 @@
 #!/usr/bin/env python3
 """Print the cross-validation figures of a model card (model.json) as Markdown tables.
 
-    python scripts/model_card_table.py models/nesscan-builtin-v1/model.json
+    python scripts/model_card_table.py models/nesscan-builtin-v2/model.json [--v1 V1_FIGURES_JSON]
 """
 import json
 import sys
 
 
-def fmt(x):
-    return "–" if x is None else f"{x:.3f}"
+def fmt(x, d=3):
+    if x is None:
+        return "–"
+    if isinstance(x, (list, tuple)):
+        return "[" + ", ".join(fmt(v, d) for v in x) + "]"
+    return f"{x:.{d}f}"
+
+
+def pct(x):
+    return "–" if x is None or x != x else f"{100 * x:.1f} %"
+
+
+# the v1 model's figures on the same folds (its card, models/nesscan-builtin-v2 in nesscan 0.1.0)
+V1 = {"hit_at_1": 0.602, "hit_at_5": 0.952, "window_auc_within_annotated": 0.920, "classifier_hit_at_1": 0.597}
 
 
 def main(path):
     card = json.load(open(path))
     cv = card["cross_validation"]
+    pooled = cv["pooled_out_of_fold"]
     print(f"Cross-validation: {cv['scheme']}.\n")
-    comps = cv["pooled_out_of_fold"]["components"]
-    print("| score | hit@1 | hit@5 | residue AUC (pooled) | residue AUC (per protein) | window AUC within annotated | T2 AUC (max) | T3 AUC (max) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, m in comps.items():
-        print(f"| `{name}` | {fmt(m['hit_at_1'])} | {fmt(m['hit_at_5'])} | {fmt(m['residue_auc_pooled'])} | "
-              f"{fmt(m['residue_auc_per_protein_mean'])} | {fmt(m['window_auc_within_annotated'])} | "
-              f"{fmt(m['T2_annotated_vs_nonbinder'])} | {fmt(m['T3_cargo_vs_nonbinder'])} |")
-    print("\nProtein-level ROC AUC (pooled out-of-fold):\n")
-    print("| protein score | T1 annotated vs bacterial | T2 annotated vs non-binder | T3 cargo vs non-binder |")
-    print("|---|---|---|---|")
-    for name, m in cv["pooled_out_of_fold"]["protein_level_roc_auc"].items():
-        print(f"| {name} | {fmt(m['T1_annotated_vs_bacterial'])} | {fmt(m['T2_annotated_vs_nonbinder'])} | {fmt(m['T3_cargo_vs_nonbinder'])} |")
-    if "architecture_comparison" in card:
-        ac = card["architecture_comparison"]
-        print(f"\nClassifier architectures (same folds; selected: **{ac['selected']}**, rule: {ac['rule']}):\n")
-        keys = list(next(iter(ac["results"].values())))
-        print("| arch | " + " | ".join(keys) + " |")
-        print("|---|" + "---|" * len(keys))
-        for a, r in ac["results"].items():
-            print(f"| {a} | " + " | ".join(fmt(r[k]) for k in keys) + " |")
-        if ac.get("note"):
-            print(f"\nNote: {ac['note']}")
-    fs = cv.get("fusion_shrinkage")
-    if fs:
-        print(f"\nFusion shrinkage (motif and similarity weights relative to the classifier's; rule: {fs['rule']}): "
-              f"chosen per outer fold {', '.join(f'{x:g}' for x in fs['per_outer_fold'])}; shipped model **{fs['final']:g}**.\n")
-        print("| shrink | hit@1 | hit@5 |")
-        print("|---|---|---|")
-        for g, m in fs["final_table"].items():
-            print(f"| {g} | {fmt(m['hit_at_1'])} | {fmt(m['hit_at_5'])} |")
-    phi = cv.get("pooled_out_of_fold", {}).get("components", {}).get("fused_score", {}).get("phi_residues")
+    print("**Localisation** (NES-annotated proteins of held-out clusters; hit@k: a top-k candidate overlaps a "
+          "known NES):\n")
+    print("| window score | hit@1 | hit@5 | residue AUC (pooled) | window AUC within annotated | T2 AUC (max) | T3 AUC (max) |")
+    print("|---|---|---|---|---|---|---|")
+    names = {"fused_score": "**fused** (shipped ranking: stack + motifs + similarity)",
+             "nn_score": "window model (stack: CNN + trees)", "net_alone": "CNN alone (with disorder)",
+             "tree_alone": "trees alone (one-hot + hydropathy + disorder)", "motif_score": "motifs alone",
+             "similarity_score": "similarity alone"}
+    for key in ("fused_score", "nn_score", "net_alone", "tree_alone", "motif_score", "similarity_score"):
+        m = pooled["components"].get(key)
+        if m:
+            print(f"| {names[key]} | {fmt(m['hit_at_1'])} | {fmt(m['hit_at_5'])} | {fmt(m['residue_auc_pooled'])} | "
+                  f"{fmt(m['window_auc_within_annotated'])} | {fmt(m['T2_annotated_vs_nonbinder'])} | "
+                  f"{fmt(m['T3_cargo_vs_nonbinder'])} |")
+    base = pooled.get("localisation_baselines", {})
+    bnames = {"gbm_onehot_hydropathy": "baseline: trees on one-hot + hydropathy (no disorder)",
+              "kosugi_wregex_counts": "baseline: Kosugi/Wregex matches in the window"}
+    for key, m in base.items():
+        print(f"| {bnames.get(key, key)} | {fmt(m['hit_at_1'])} | {fmt(m['hit_at_5'])} | {fmt(m['residue_auc_pooled'])} | "
+              f"{fmt(m['window_auc_within_annotated'])} | – | – |")
+    print(f"| v1 (nesscan 0.1.0: CNN + fusion, same folds) | {fmt(V1['hit_at_1'])} | {fmt(V1['hit_at_5'])} | – | "
+          f"{fmt(V1['window_auc_within_annotated'])} | – | – |")
+    fpf = cv.get("fused_per_fold", {})
+    if "hit_at_1" in fpf:
+        print(f"\nFused hit@1 per fold: {', '.join(fmt(v, 2) for v in fpf['hit_at_1']['folds'])} "
+              f"(mean {fmt(fpf['hit_at_1']['mean'])} ± {fmt(fpf['hit_at_1']['sd'])}).")
+    phi = pooled["components"]["fused_score"].get("phi_residues", {})
     if phi:
-        print("\nΦ residues of the fused top candidates (out of fold; `nesscan evaluate`'s definitions):\n")
+        print("\n**Φ residues** of the fused top candidates:\n")
         print("| scored against | precision | recall | F1 | n |")
         print("|---|---|---|---|---|")
-        print(f"| each annotated span on its own (strict) | {fmt(phi['phi_precision'])} | {fmt(phi['phi_recall'])} "
-              f"| {fmt(phi['phi_f1'])} | {phi['phi_n_spans']} spans |")
-        print(f"| the best-matching of overlapping annotations (region) | {fmt(phi['phi_region_precision'])} "
-              f"| {fmt(phi['phi_region_recall'])} | {fmt(phi['phi_region_f1'])} | {phi['phi_n_regions']} regions |")
-    pf = cv.get("classifier_per_fold", {})
-    if "hit_at_1" in pf:
-        print(f"\nClassifier alone, per fold: hit@1 {pf['hit_at_1']['mean']:.3f} ± {pf['hit_at_1']['sd']:.3f} "
-              f"(folds {', '.join(f'{x:.2f}' for x in pf['hit_at_1']['folds'])}).")
+        print(f"| each annotated span (strict) | {fmt(phi.get('phi_precision'))} | {fmt(phi.get('phi_recall'))} | "
+              f"{fmt(phi.get('phi_f1'))} | {phi.get('phi_n_spans')} spans |")
+        print(f"| best-matching annotation of each region | {fmt(phi.get('phi_region_precision'))} | "
+              f"{fmt(phi.get('phi_region_recall'))} | {fmt(phi.get('phi_region_f1'))} | {phi.get('phi_n_regions')} regions |")
+    calls = cv["calls"]
+    print(f"\n**High-confidence calls** (E-value cutoff; rule: {calls['rule']}). Chosen per outer fold: "
+          f"{', '.join(f'{c:g}' for c in calls['cutoff_per_outer_fold'])}; shipped: **{calls['final_cutoff']:g}**.\n")
+    print("| at | shuffled proteins with a call | bacterial | CRM1 non-binders | CRM1 cargo | NES-annotated | "
+          "annotated NES spans found | called candidates on a known NES |")
+    print("|---|---|---|---|---|---|---|---|")
+
+    def row(label, c):
+        print(f"| {label} | {pct(c.get('call_rate_shuffled'))} | {pct(c.get('call_rate_bacterial_control'))} | "
+              f"{pct(c.get('call_rate_crm1_nonbinder'))} | {pct(c.get('call_rate_crm1_cargo'))} | "
+              f"{pct(c.get('call_rate_nes_annotated'))} | {pct(c.get('nes_span_recall'))} | "
+              f"{pct(c.get('precision_in_nes_proteins'))} |")
+
+    row("nested cutoffs (pooled)", calls["pooled_at_nested_cutoffs"])
+    for c in ("0.001", "0.01", "0.1", "1"):
+        key = next((k for k in calls["curve"] if abs(float(k) - float(c)) / float(c) < 0.05), None)
+        if key:
+            row(f"E ≤ {float(key):g}", calls["curve"][key])
+    pl = pooled.get("protein_level")
+    if pl:
+        print("\n**Protein level** (ROC AUC, pooled out-of-fold; score − baseline with a 95 % cluster-bootstrap "
+              "interval):\n")
+        print("| task | nes_score (NES evidence only) | score (trees: NES evidence + composition + length) | "
+              "baseline (same trees, composition + length only) | score − baseline, 95 % CI |")
+        print("|---|---|---|---|---|")
+        for task, m in pl.items():
+            lo, hi = m["score_minus_baseline_95ci"]
+            print(f"| {task} | {fmt(m['nes_score'])} | {fmt(m['score'])} | {fmt(m['baseline_composition_length'])} | "
+                  f"{fmt(m['score'] - m['baseline_composition_length'])} [{fmt(lo)}, {fmt(hi)}] |")
+    fs = cv.get("fusion_shrinkage")
+    if fs:
+        print(f"\nFusion shrinkage chosen per outer fold: {fs['per_outer_fold']}; shipped: {fs.get('final')}.")
+    cal = card.get("calibration", {})
+    if cal:
+        print(f"\nBackground null of the shipped model: {cal.get('null_proteins')}, {cal['n_null_candidates']:,} "
+              f"null candidates over {cal['n_null_residues']:,} residues.")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "models/nesscan-builtin-v1/model.json")
+    main(sys.argv[1])

@@ -181,3 +181,54 @@ def test_random_sequences_seldom_get_calls(tmp_path):
     # q-values are BH over every candidate of the run, recomputed here from the E-values
     p = calibrate.pvalue(ev)
     assert np.allclose(q, calibrate.bh_qvalues(p), rtol=2e-2, atol=1e-3)
+
+
+def test_threshold_flag_is_gone_with_a_pointer(tmp_path):
+    from conftest import EXAMPLE, run_cli
+
+    r = run_cli("predict", "-i", EXAMPLE, "-o", tmp_path / "o", "--threshold", "0.9")
+    assert r.returncode == 2
+    assert "--max-evalue" in r.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "o").exists()
+
+
+def test_gather_recomputes_qvalues_over_all_chunks(tmp_path):
+    """Each chunk's q-values only know that chunk; gather's are BH over the whole run."""
+    import csv
+
+    from conftest import run_cli
+    from nesscan.report import CANDIDATE_COLUMNS, PROTEIN_COLUMNS
+
+    rng = np.random.default_rng(5)
+    files = {"proteins": [], "candidates": [], "gff3": []}
+    all_e = []
+    for k in range(3):
+        d = tmp_path / f"chunk{k}"
+        d.mkdir()
+        prows, crows = [], []
+        for i in range(20):
+            pid = f"c{k}p{i}"
+            ev = np.sort(rng.exponential(0.5, 3) ** 2)
+            prows.append([pid, 100, "0.5", "0.9", f"{ev[0]:.3g}", 1, 20, "L" * 20, int((ev <= 0.01).sum())])
+            for r, e in enumerate(ev):
+                all_e.append(float(f"{e:.3g}"))
+                row = dict.fromkeys(CANDIDATE_COLUMNS, "")
+                row.update(id=pid, rank=r + 1, start=1 + 20 * r, end=20 + 20 * r, sequence="L" * 20, score="0.9",
+                           evalue=f"{e:.3g}", qvalue="0.5", high_confidence="yes" if e <= 0.01 else "no")
+                crows.append([row[c] for c in CANDIDATE_COLUMNS])
+        for name, cols, rows in (("proteins.tsv", PROTEIN_COLUMNS, prows), ("candidates.tsv", CANDIDATE_COLUMNS, crows)):
+            with open(d / name, "w", newline="") as fh:
+                w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+                w.writerow(cols)
+                w.writerows(rows)
+        (d / "candidates.gff3").write_text("##gff-version 3\n")
+        for key, name in (("proteins", "proteins.tsv"), ("candidates", "candidates.tsv"), ("gff3", "candidates.gff3")):
+            files[key].append(str(d / name))
+    r = run_cli("gather", "--proteins", *files["proteins"], "--candidates", *files["candidates"],
+                "--gff3", *files["gff3"], "-o", tmp_path / "all")
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "all" / "candidates.tsv") as fh:
+        got = [float(x["qvalue"]) for x in csv.DictReader(fh, delimiter="\t")]
+    want = calibrate.bh_qvalues(calibrate.pvalue(np.array(all_e)))
+    assert np.allclose(got, want, rtol=6e-3, atol=1e-6)  # (3 significant digits in the table)
+    assert not np.allclose(got, 0.5)

@@ -191,7 +191,7 @@ def galaxy(request, tmp_path_factory):
             pytest.fail(f"the shipped model is missing, so the one-click tool cannot run: {missing}", pytrace=False)
         # local runs while the shipped model is being retrained: a throw-away model on synthetic data
         models = tmp_path_factory.mktemp("galaxy-models")
-        os.symlink(request.getfixturevalue("tiny_model"), models / "nesscan-builtin-v1")
+        os.symlink(request.getfixturevalue("tiny_model"), models / "nesscan-builtin-v2")
         job_env["NESSCAN_MODELS"] = str(models)
     os.makedirs(ARTIFACTS, exist_ok=True)
     server = gs.GalaxyServer(work_dir=str(tmp_path_factory.mktemp("galaxy")), job_env=job_env)

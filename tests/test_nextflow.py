@@ -25,7 +25,7 @@ LAUNCHER = os.path.join(ROOT, ".ci", "nextflow", "nextflow")
 MAIN = os.path.join(ROOT, "main.nf")
 EXAMPLE = os.path.join(ROOT, "examples", "example.fasta")
 EXAMPLE_NES = os.path.join(ROOT, "examples", "example_nes.tsv")
-SHIPPED_MODEL = os.path.join(ROOT, "models", "nesscan-builtin-v1", "model.json")
+SHIPPED_MODEL = os.path.join(ROOT, "models", "nesscan-builtin-v2", "model.json")
 MODULES = sorted(glob.glob(os.path.join(ROOT, "modules", "local", "*", "main.nf")))
 TORCH_MODULES = ("embed", "window_score", "fuse", "evaluate", "explain")  # modules that run nesscan
 
@@ -87,7 +87,7 @@ def default_model_available() -> bool:
     """Whether nesscan finds its default model by itself (shipped in models/, or $NESSCAN_MODELS)."""
     extra = os.environ.get("NESSCAN_MODELS")
     return os.path.exists(SHIPPED_MODEL) or bool(
-        extra and os.path.exists(os.path.join(extra, "nesscan-builtin-v1", "model.json")))
+        extra and os.path.exists(os.path.join(extra, "nesscan-builtin-v2", "model.json")))
 
 
 def model_args(request) -> list[str]:
@@ -177,7 +177,7 @@ def test_planted_pkia_nes_is_found(pipeline):
     second, behind the class-3-like stretch MRMVALHLGLLTELCL of the synthetic background; the
     three other planted NESs come first), and every planted NES overlaps a top-2 candidate."""
     if pipeline["extra"]:
-        pytest.skip("models/nesscan-builtin-v1 is not there yet: the run used the tiny synthetic test model, "
+        pytest.skip("models/nesscan-builtin-v2 is not there yet: the run used the tiny synthetic test model, "
                     "which cannot be expected to find PKIα's NES")
     candidates = read_tsv(os.path.join(pipeline["outdir"], "candidates.tsv"))
     for nes in read_tsv(EXAMPLE_NES):

@@ -175,11 +175,13 @@ def main() -> None:
         write_training_data(tmp)
         shutil.rmtree(model, ignore_errors=True)
         nesscan("train", "--data", tmp, "--outdir", model, "--embedder", ESM_NAME, "--weights", ckpt,
-                "--folds", "0", "--epochs", "2", "--seed", "0", "--threads", "1", "--device", "cpu")
+                "--folds", "0", "--epochs", "2", "--seed", "0", "--threads", "1", "--device", "cpu", "--arch", "cnn",
+                "--context", "none")
 
     nesscan("embed", "-i", fasta, "-o", os.path.join(TD, "example.builtin.h5"), "--overwrite")
     esm_h5 = os.path.join(TD, f"example.{ESM_NAME}.h5")
-    nesscan("embed", "-i", fasta, "-o", esm_h5, "-e", ESM_NAME, "--weights", ckpt, "--device", "cpu", "--overwrite")
+    nesscan("embed", "-i", fasta, "-o", esm_h5, "-e", ESM_NAME, "--weights", ckpt, "--device", "cpu", "--overwrite",
+            "--context", "none")
     windows = os.path.join(TD, f"example.{ESM_NAME}.windows.tsv.gz")
     nesscan("window-score", "-e", esm_h5, "-m", model, "-o", windows, "-s", os.path.join(tempfile.gettempdir(), "nesscan_td_summary.tsv"))
 

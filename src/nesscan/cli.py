@@ -77,7 +77,7 @@ class _Removed(argparse.Action):
         super().__init__(option_strings, dest, nargs=1, help=argparse.SUPPRESS, **kw)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        parser.error(f"{option_string} was removed in nesscan 0.2: {self.replacement}")
+        parser.error(f"{option_string} was removed: {self.replacement}")
 
 
 MAX_EVALUE_HELP = ("flag a candidate high-confidence when its E-value (expected number of windows scoring at least "
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="output directory (created if missing)")
     p.add_argument("-m", "--model", default=None, metavar="DIR|NAME",
                    help="classifier directory (model.json + model.safetensors) or a shipped model name "
-                        "(default: nesscan-builtin-v1); its card names the embedder")
+                        "(default: nesscan-builtin-v2); its card names the embedder")
     _add_ranking(p)
     p.add_argument("--max-length", type=_positive_int, default=DEFAULT_MAX_LENGTH,
                    help=f"refuse proteins longer than this (default: {DEFAULT_MAX_LENGTH})")
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("window-score", help="embeddings -> a score for every window",
                        description="Score every window (stride 1, size from the model card) of every protein.")
     p.add_argument("-e", "--embeddings", required=True, metavar="H5", help="HDF5 file from 'nesscan embed'")
-    p.add_argument("-m", "--model", default=None, metavar="DIR|NAME", help="classifier (default: nesscan-builtin-v1)")
+    p.add_argument("-m", "--model", default=None, metavar="DIR|NAME", help="classifier (default: nesscan-builtin-v2)")
     p.add_argument("-o", "--output", required=True, metavar="TSV[.gz]",
                    help="all windows: id, start, end, score (gzip when the name ends in .gz)")
     p.add_argument("-s", "--summary", default=None, metavar="TSV",
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "OUTDIR/candidates.tsv and OUTDIR/candidates.gff3.")
     p.add_argument("-w", "--windows", required=True, metavar="TSV[.gz]", help="window scores from 'nesscan window-score'")
     p.add_argument("-e", "--embeddings", required=True, metavar="H5", help="the embeddings the windows were scored on")
-    p.add_argument("-m", "--model", default=None, metavar="DIR|NAME", help="classifier (default: nesscan-builtin-v1)")
+    p.add_argument("-m", "--model", default=None, metavar="DIR|NAME", help="classifier (default: nesscan-builtin-v2)")
     p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="output directory (created if missing)")
     _add_ranking(p)
     _add_common(p)
@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "OUTDIR/profiles/ linked from OUTDIR/index.html.")
     p.add_argument("-i", "--input", required=True, metavar="FASTA", help="protein FASTA file")
     p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="output directory")
-    p.add_argument("-m", "--model", default=None, metavar="DIR|NAME", help="classifier (default: nesscan-builtin-v1)")
+    p.add_argument("-m", "--model", default=None, metavar="DIR|NAME", help="classifier (default: nesscan-builtin-v2)")
     p.add_argument("--top-k", type=_positive_int, default=3, help="candidates explained per protein (default: 3)")
     p.add_argument("--plots", type=int, default=20, help="profile plots for this many top-scoring proteins (default: 20)")
     p.add_argument("--steps", type=_positive_int, default=64, help="integration steps (default: 64)")
@@ -199,9 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-e", "--embedder", default="builtin", help=EMBEDDER_HELP)
     p.add_argument("--context", choices=["disorder", "none"], default="disorder",
                    help="append the disorder channels to the embeddings (default: disorder)")
-    p.add_argument("--arch", choices=["transformer", "cnn", "mlp", "gbm", "stack"], default="stack",
+    p.add_argument("--arch", choices=["transformer", "cnn", "mlp", "gbm", "stack"], default=None,
                    help="window model: a neural classifier (transformer, cnn, mlp), gradient-boosted trees on one-hot, "
-                        "hydropathy and disorder (gbm), or the CNN and the trees stacked (stack, default)")
+                        "hydropathy and disorder (gbm), or the CNN and the trees stacked (stack; the default with the "
+                        "built-in embedder, cnn with ESM-2: the trees read built-in channels)")
     p.add_argument("--compare-archs", default=None, metavar="A,B,...",
                    help="cross-validate these architectures (e.g. transformer,cnn,mlp) and keep the best "
                         "(pooled out-of-fold hit@1 of the fused score); the comparison goes into the model card")
@@ -304,14 +305,15 @@ def run(args) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         hp = {} if args.dropout is None else {"dropout": args.dropout}
-        cfg = TrainConfig(window=args.window, arch=args.arch, hparams=hp, epochs=args.epochs, lr=args.lr,
+        arch = args.arch or ("stack" if args.embedder == "builtin" else "cnn")
+        cfg = TrainConfig(window=args.window, arch=arch, hparams=hp, epochs=args.epochs, lr=args.lr,
                           patience=args.patience, seed=args.seed, folds=max(args.folds, 2),
                           phi_mutants=not args.no_phi_mutants)
         emb = get_embedder(args.embedder, weights=args.weights, layer=args.layer, device=args.device,
                            context=args.context)
         archs = [a.strip() for a in args.compare_archs.split(",")] if args.compare_archs else None
-        if archs and (args.folds <= 0 or not set(archs) <= {"transformer", "cnn", "mlp"}):
-            raise NesscanError("--compare-archs needs --folds >= 2 and names from transformer, cnn, mlp")
+        if archs and (args.folds <= 0 or not set(archs) <= {"transformer", "cnn", "mlp", "gbm", "stack"}):
+            raise NesscanError("--compare-archs needs --folds >= 2 and names from transformer, cnn, mlp, gbm, stack")
         run_train(args.data, args.outdir, emb, cfg, cv=args.folds > 0, progress=progress, compare_archs=archs)
     elif args.command == "evaluate":
         from .evaluate import run_evaluate

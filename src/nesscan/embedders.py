@@ -200,7 +200,17 @@ def get_embedder(
     if context != "disorder" and context != spec_id():
         raise NesscanError(f"context channels '{context}' are not available here (this nesscan provides "
                            f"'{spec_id()}' from metapredict); install the metapredict version the model was trained with")
-    return ContextEmbedder(base, device="cpu" if device in ("auto", None) else device)
+    return ContextEmbedder(base, device=_context_device(device))
+
+
+def _context_device(device: str | None) -> str:
+    """metapredict's device: CUDA when asked for (``cuda``) or available (``auto``), else the CPU."""
+    if device in ("auto", None, "cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda"
+    return "cpu" if device in ("auto", None, "cuda") else str(device)
 
 
 def _base_embedder(name, weights, layer, device, max_batch_tokens) -> Embedder:

@@ -25,7 +25,7 @@ from .window_score import score_many
 
 log = logging.getLogger("nesscan.predict")
 
-DEFAULT_MODEL = "nesscan-builtin-v1"
+DEFAULT_MODEL = "nesscan-builtin-v2"
 
 
 def model_dirs() -> list[str]:
