@@ -43,11 +43,23 @@ from .evaluate_io import (Inputs, SpanRec, load_inputs, motif_family, read_candi
 from .metrics import (BASELINE, THRESHOLDS, _curve_grid, _nan_to_none, baseline_oof,
                       composition_length_features, localisation, mcc_optimal_threshold, residue_scores, score_metrics,
                       threshold_metrics, window_classes)
-from .plots import (SCORE_LABELS, WINDOW_CLASSES, plot_curves, plot_distributions, plot_enrichment,
-                    plot_tsne, tsne_windows)
+from .calls import call_curves, reliability
+from .plots import (SCORE_LABELS, WINDOW_CLASSES, plot_calibration, plot_calls, plot_curves, plot_distributions,
+                    plot_enrichment, plot_reliability, plot_tsne, tsne_windows)
 
 log = logging.getLogger("nesscan.evaluate")
 
+MAX_EVALUE = 0.01
+CALL_DEFINITIONS = {
+    "called": "a candidate is called at cutoff E when its evalue <= E (only the top-k candidates per protein are "
+              "listed); a protein is called when one of its candidates is",
+    "call_rate": "fraction of a group's proteins with >= 1 called candidate",
+    "span_recall": "fraction of known NES spans overlapped by >= min_overlap residues by a called candidate",
+    "candidate_precision": "fraction of the called candidates of proteins with known spans that overlap one",
+    "evalue_calibration": "mean called candidates per protein of a negative group (all labels 0: every call is "
+                          "false) vs the cutoff; expected = cutoff while far below the top-k cap",
+    "reliability": "10 equal-width score bins: mean score vs observed fraction (candidates: overlaps a known span; "
+                   "proteins: label); brier = mean (score - outcome)^2; ece = sum over bins n_bin/n |mean - fraction|"}
 # (key, positive groups, negative groups, description)
 TASKS = [
     ("T1", ("nes_annotated",), ("bacterial_control",), "nes_annotated vs bacterial_control"),
@@ -73,7 +85,8 @@ def _tasks(inp: Inputs, ids: list[str]) -> list[tuple[str, np.ndarray, np.ndarra
     return out
 
 
-def evaluate(inp: Inputs, min_overlap: int = 1, seed: int = 0, folds: int = 5) -> tuple[dict, dict]:
+def evaluate(inp: Inputs, min_overlap: int = 1, seed: int = 0, folds: int = 5, max_evalue: float = MAX_EVALUE
+             ) -> tuple[dict, dict]:
     """All metrics (JSON-ready after :func:`_nan_to_none`) and the data behind the plots."""
     ids = [pid for pid in inp.proteins if pid in inp.labels]
     counts = {"proteins_predicted": len(inp.proteins), "proteins_labelled": len(inp.labels),
@@ -212,6 +225,13 @@ def evaluate(inp: Inputs, min_overlap: int = 1, seed: int = 0, folds: int = 5) -
             rho_map[c] = res["spearman"][c]["rho"]
         metrics["enrichment"] = res
         plot_data["enrichment"] = {"enrichment": x, "scores": enr_scores, "rho": rho_map}
+    cc = call_curves(inp, max_evalue, min_overlap)
+    if cc is not None:  # predictions with E-values (older tables have none: no call sections)
+        metrics["calls"], calibration = cc
+        if calibration is not None:
+            metrics["evalue_calibration"] = calibration
+        metrics["reliability"] = reliability(inp, min_overlap)
+        metrics["definitions"].update(CALL_DEFINITIONS)
     return metrics, plot_data
 
 
@@ -222,7 +242,8 @@ def _default_name(proteins: str) -> str:
 def run_evaluate(proteins: str, labels: str, outdir: str, candidates: str | None = None, spans: str | None = None,
                  enrichment: str | None = None, fasta: str | None = None, windows: str | None = None,
                  embeddings: str | None = None, name: str | None = None, min_overlap: int = 1,
-                 tsne_max: int = 3000, seed: int = 0, folds: int = 5, plots: bool = True) -> dict:
+                 tsne_max: int = 3000, seed: int = 0, folds: int = 5, plots: bool = True,
+                 max_evalue: float = MAX_EVALUE) -> dict:
     """Read, check, evaluate; write ``metrics.json``, plots (PNG + SVG) and MultiQC content into
     ``outdir`` all at once. Returns the metrics."""
     from . import mqc
@@ -231,10 +252,12 @@ def run_evaluate(proteins: str, labels: str, outdir: str, candidates: str | None
         raise NesscanError(f"--min-overlap must be >= 1, got {min_overlap}")
     if folds < 2:
         raise NesscanError(f"--folds must be >= 2, got {folds}")
+    if not (max_evalue > 0 and math.isfinite(max_evalue)):
+        raise NesscanError(f"--max-evalue must be a number > 0, got {max_evalue}")
     if os.path.exists(outdir) and not os.path.isdir(outdir):
         raise NesscanError(f"output path exists and is not a directory: {outdir}")
     inp = load_inputs(proteins, labels, candidates, spans, enrichment, fasta, windows, embeddings)
-    metrics, pdata = evaluate(inp, min_overlap=min_overlap, seed=seed, folds=folds)
+    metrics, pdata = evaluate(inp, min_overlap=min_overlap, seed=seed, folds=folds, max_evalue=max_evalue)
     metrics["inputs"] = {k: os.path.abspath(v) for k, v in (("proteins", proteins), ("labels", labels),
                          ("candidates", candidates), ("spans", spans), ("enrichment", enrichment), ("fasta", fasta),
                          ("windows", windows), ("embeddings", embeddings)) if v}
@@ -255,6 +278,12 @@ def run_evaluate(proteins: str, labels: str, outdir: str, candidates: str | None
             files += plot_distributions(pdata["distribution"], tmp)
             if "enrichment" in pdata and len(pdata["enrichment"]["enrichment"]):
                 files += plot_enrichment(pdata["enrichment"], tmp)
+            if "calls" in metrics:
+                files += plot_calls(metrics["calls"], tmp)
+                if "evalue_calibration" in metrics:
+                    files += plot_calibration(metrics["evalue_calibration"], metrics["calls"]["max_evalue"], tmp)
+                if any(k in metrics["reliability"] for k in ("candidates", "proteins")):
+                    files += plot_reliability(metrics["reliability"], tmp)
             if embeddings:
                 t = tsne_windows(inp, embeddings, tsne_max, seed)
                 if t is not None:

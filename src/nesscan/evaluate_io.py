@@ -147,6 +147,18 @@ class Inputs:
     sequences: dict[str, str] | None = None
     windows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
     n_labels_unlabelled: int = 0
+    has_evalue: bool = False  # candidates carry an ``evalue`` column
+    has_min_evalue: bool = False  # proteins carry a ``min_evalue`` column
+
+
+def _evalue(v, what: str, path: str, row_id: str, col: str, allow_empty: bool = False) -> float:
+    """An E-value: a number >= 0 (inf allowed); empty only where ``allow_empty`` (read as inf)."""
+    x = _float(v, what, path, row_id, col, allow_empty=allow_empty)
+    if math.isnan(x):
+        return math.inf
+    if x < 0:
+        raise NesscanError(f"{what} file {path}: {col} of '{row_id}' must be >= 0, got {v!r}")
+    return x
 
 
 def read_proteins(path: str) -> tuple[dict[str, dict], list[str]]:
@@ -161,6 +173,8 @@ def read_proteins(path: str) -> tuple[dict[str, dict], list[str]]:
             raise NesscanError(f"proteins file {path}: duplicate id '{pid}'")
         out[pid] = {c: _float(r.get(c), "proteins", path, pid, c) for c in scores}
         out[pid]["length"] = r.get("length")
+        if "min_evalue" in cols:  # the best candidate's E-value; empty: no candidate
+            out[pid]["min_evalue"] = _evalue(r.get("min_evalue"), "proteins", path, pid, "min_evalue", True)
     if not out:
         raise NesscanError(f"proteins file {path} has no rows")
     return out, scores
@@ -191,9 +205,10 @@ def read_labels(path: str) -> tuple[dict[str, dict], bool, bool, int]:
     return out, has_group, has_cluster, unlabelled
 
 
-def read_candidates(path: str) -> tuple[dict[str, list[dict]], bool]:
+def read_candidates(path: str) -> tuple[dict[str, list[dict]], bool, bool]:
+    """Candidates per protein sorted by rank; whether they carry Φ positions and E-values."""
     rows, cols = read_table(path, "candidates", ["id", "rank", "start", "end", "score"])
-    has_phi = "phi_positions" in cols
+    has_phi, has_evalue = "phi_positions" in cols, "evalue" in cols
     out: dict[str, list[dict]] = {}
     for r in rows:
         pid = r["id"]
@@ -203,12 +218,14 @@ def read_candidates(path: str) -> tuple[dict[str, list[dict]], bool]:
              "score": _float(r["score"], "candidates", path, pid, "score"),
              "phi": _positions(r.get("phi_positions")) if has_phi else [],
              "motif_class": r.get("motif_class", "")}
+        if has_evalue:
+            c["evalue"] = _evalue(r.get("evalue"), "candidates", path, pid, "evalue")
         if c["end"] < c["start"]:
             raise NesscanError(f"candidates file {path}: '{pid}' rank {c['rank']} ends before it starts")
         out.setdefault(pid, []).append(c)
     for v in out.values():
         v.sort(key=lambda c: c["rank"])
-    return out, has_phi
+    return out, has_phi, has_evalue
 
 
 def read_spans(path: str) -> dict[str, list[SpanRec]]:
@@ -299,9 +316,10 @@ def load_inputs(proteins: str, labels: str, candidates: str | None = None, spans
         raise NesscanError("--embeddings (t-SNE of window embeddings) needs --windows")
     inp = Inputs()
     inp.proteins, inp.score_columns = read_proteins(proteins)
+    inp.has_min_evalue = any("min_evalue" in v for v in inp.proteins.values())
     inp.labels, inp.has_group, inp.has_cluster, inp.n_labels_unlabelled = read_labels(labels)
     if candidates:
-        inp.candidates, inp.has_phi = read_candidates(candidates)
+        inp.candidates, inp.has_phi, inp.has_evalue = read_candidates(candidates)
     if spans:
         inp.spans = read_spans(spans)
     if enrichment:

@@ -26,6 +26,8 @@ def _nan_to_none(x):
         return {k: _nan_to_none(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_nan_to_none(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [_nan_to_none(v) for v in x.tolist()]
     return x
 
 

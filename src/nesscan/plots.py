@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from .calls import group_colours
 from .evaluate_io import Inputs
 from .metrics import BASELINE, window_classes
 
@@ -126,6 +127,78 @@ def plot_tsne(xy: np.ndarray, cls: np.ndarray, outdir: str) -> list[str]:
     ax.legend(fontsize=7, markerscale=2)
     fig.tight_layout()
     return _save(fig, outdir, "tsne_windows")
+
+
+def plot_calls(calls: dict, outdir: str) -> list[str]:
+    """Call rate per group and span recall (and candidate precision) vs the E-value cutoff."""
+    grid = np.asarray(calls["evalue_grid"], dtype=float)
+    names = list(calls["groups"])
+    colours = group_colours(names)
+    fig = _figure(6.0, 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    for g in names:
+        d = calls["groups"][g]
+        ax.plot(grid, d["call_rate"], lw=1.6, color=colours[g], label=f"call rate: {g} (n = {d['n_proteins']})")
+    if "span_recall" in calls:
+        ax.plot(grid, calls["span_recall"], lw=2.2, color="black", label=f"span recall (n = {calls['n_spans']})")
+        ax.plot(grid, calls["candidate_precision"], lw=1.4, color="black", ls=":", label="candidate precision")
+    ax.axvline(calls["max_evalue"], ls="--", color="grey", lw=1, label=f"max E-value {calls['max_evalue']:g}")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("E-value cutoff (candidate called when evalue <= cutoff)")
+    ax.set_ylabel("fraction")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return _save(fig, outdir, "calls_vs_evalue")
+
+
+def plot_calibration(cal: dict, max_evalue: float, outdir: str) -> list[str]:
+    """Observed mean calls per protein of each negative group vs the cutoff (log-log), beside
+    the expected diagonal and the top-k cap."""
+    grid = np.asarray(cal["evalue_grid"], dtype=float)
+    names = list(cal["groups"])
+    colours = group_colours(names)
+    fig = _figure(5.2, 4.6)
+    ax = fig.add_subplot(1, 1, 1)
+    for g in names:
+        obs = np.asarray(cal["groups"][g]["observed_mean_calls"], dtype=float)
+        ax.plot(grid, np.where(obs > 0, obs, np.nan), lw=1.6, marker=".", color=colours[g],
+                label=f"{g} (n = {cal['groups'][g]['n_proteins']})")
+    ax.plot(grid, grid, ls="--", color="black", lw=1, label="expected (= cutoff)")
+    if cal["top_k"]:
+        ax.axhline(cal["top_k"], ls=":", color="grey", lw=1, label=f"top-k cap ({cal['top_k']})")
+    ax.axvline(max_evalue, ls="--", color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("E-value cutoff")
+    ax.set_ylabel("called candidates per protein (all false)")
+    ax.set_title("E-value calibration on negatives", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return _save(fig, outdir, "evalue_calibration")
+
+
+def plot_reliability(rel: dict, outdir: str) -> list[str]:
+    """Reliability diagrams: mean score vs observed fraction per bin (candidates, proteins)."""
+    parts = [(k, t) for k, t in (("candidates", "candidate score vs overlapping a known NES"),
+                                 ("proteins", "protein score vs label")) if k in rel]
+    fig = _figure(4.4 * len(parts), 4.4)
+    for i, (k, title) in enumerate(parts):
+        d = rel[k]
+        ax = fig.add_subplot(1, len(parts), i + 1)
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
+        m, f, n = (np.asarray(d[c], dtype=float) for c in ("mean_score", "observed_fraction", "count"))
+        ok = n > 0
+        ax.plot(m[ok], f[ok], marker="o", lw=1.6, color="#d62728",
+                label=f"Brier {d['brier']:.3f}, ECE {d['ece']:.3f} (n = {d['n']})")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("mean score in bin")
+        ax.set_ylabel("observed fraction")
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return _save(fig, outdir, "reliability")
 
 
 # ----------------------------------------------------------------------------- t-SNE
