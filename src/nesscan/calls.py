@@ -1,4 +1,4 @@
-"""Calls at an error rate (pure functions, no plotting, no file writing).
+"""Calls at an error rate for ``nesscan evaluate`` (pure functions, no plotting, no file writing).
 
 ``nesscan predict`` gives each listed candidate (the top k per protein, ranked by score) an
 ``evalue``: the expected number of windows scoring at least this high in a protein of this

@@ -20,6 +20,15 @@ detection is judged where composition cannot help — *inside* proteins with kno
 overall and per Kosugi motif-class family of the span (``c1a-AT-4`` → ``c1a``, ``c2-rev`` →
 ``c2R``).
 
+When the predictions carry E-values (``candidates.tsv`` ``evalue``, ``proteins.tsv``
+``min_evalue``), :mod:`nesscan.calls` adds the calls at an error rate: call rate per group, span
+recall and candidate precision vs the E-value cutoff and at ``max_evalue``, the E-value
+calibration on the negative groups, and reliability diagrams of ``score``.
+
+Modules: :mod:`nesscan.evaluate_io` (reading, checking), :mod:`nesscan.metrics` (protein-level
+metrics, baseline, localisation), :mod:`nesscan.calls`, :mod:`nesscan.plots` (figures) and
+:mod:`nesscan.mqc` (MultiQC content); this module drives them and re-exports their public names.
+
 Inputs are read and checked completely before anything is written; the outputs (``metrics.json``,
 plots as PNG and SVG, MultiQC custom content ``*_mqc.*``) are written to a hidden temporary
 folder inside ``outdir`` and moved into place only when all of them are complete.

@@ -147,7 +147,7 @@ def plot_calls(calls: dict, outdir: str) -> list[str]:
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("E-value cutoff (candidate called when evalue <= cutoff)")
     ax.set_ylabel("fraction")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return _save(fig, outdir, "calls_vs_evalue")
 
