@@ -21,6 +21,7 @@ from test_evaluate import _tsv, make_dataset
 
 NEW_FILES = {"calls_vs_evalue.png", "calls_vs_evalue.svg", "evalue_calibration.png", "evalue_calibration.svg",
              "reliability.png", "reliability.svg", "nesscan_calls_mqc.yaml", "nesscan_evalue_calibration_mqc.yaml",
+             "nesscan_calls_table_mqc.yaml",
              "nesscan_reliability_mqc.yaml"}
 
 # id, group, label, protein score, [(start, end, candidate score, evalue)]  (ranked by score)
@@ -227,7 +228,7 @@ def test_real_multiqc_parses_the_call_sections(calls_run, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     html = (tmp_path / "report" / "multiqc_report.html").read_text()
     for sid, title in (("nesscan_calls", "Calls vs E-value cutoff"), ("nesscan_evalue_calibration", "E-value calibration"),
-                       ("nesscan_reliability", "Score reliability")):
+                       ("nesscan_reliability", "Score reliability"), ("nesscan_calls_table", "Calls at E-value")):
         assert f'id="{sid}"' in html and title in html, sid
     assert "Not able to parse custom data" not in r.stdout + r.stderr
     data = tmp_path / "report" / "multiqc_data"
@@ -238,3 +239,8 @@ def test_real_multiqc_parses_the_call_sections(calls_run, tmp_path):
     assert [y for _, y in sh] == pytest.approx(m["calls"]["groups"]["shuffled"]["call_rate"], abs=1e-6)
     assert math.isclose(rows["span recall (n=3)"][-1][1], 2 / 3, abs_tol=1e-5)
     assert len(rows["candidate precision"]) == 34  # undefined (nothing called) below 2e-5: left out
+    with open(data / "multiqc_nesscan_calls_table_table.txt") as fh:
+        table = {r["Sample"]: r for r in csv.DictReader(fh, delimiter="\t")}
+    assert float(table["shuffled"]["false_calls"]) == pytest.approx(0.75)
+    assert float(table["crm1_nonbinder"]["call_rate"]) == pytest.approx(0.5)
+    assert float(table["known NES spans"]["span_recall"]) == pytest.approx(1 / 3, abs=1e-5)

@@ -24,7 +24,8 @@ renamed when complete.
 * ``nesscan_score_box_mqc.yaml`` — box plot of the protein scores per group;
 * ``nesscan_tsne_mqc.html`` — the t-SNE figure (PNG embedded), when made;
 * with E-values in the predictions (:func:`write_calls_mqc`): ``nesscan_calls_mqc.yaml`` (call rate
-  per group, span recall and candidate precision vs the E-value cutoff, log x),
+  per group, span recall and candidate precision vs the E-value cutoff, log x), the values at
+  ``--max-evalue`` as a table (``nesscan_calls_table_mqc.yaml``),
   ``nesscan_evalue_calibration_mqc.yaml`` (negatives' calls per protein vs cutoff, log-log) and
   ``nesscan_reliability_mqc.yaml`` (reliability diagrams of ``score``).
 
@@ -361,6 +362,26 @@ def write_calls_mqc(outdir: str, metrics: dict) -> list[str]:
                     "ylab": "fraction", "xlog": True, "ymin": 0, "ymax": 1, "smooth_points": None, "colors": cols,
                     "extra_series": vline},
         "data": data}))
+    at = calls["at_max_evalue"]
+    table = {g: {"n_proteins": d["n_proteins"], "call_rate": at["call_rate"][g],
+                 **({"false_calls": at["mean_false_calls_per_protein"][g]}
+                    if g in at.get("mean_false_calls_per_protein", {}) else {})} for g, d in calls["groups"].items()}
+    if "span_recall" in at:
+        table["known NES spans"] = {"n_proteins": calls["n_annotated_proteins"], "span_recall": _fmt(at["span_recall"]),
+                                    "precision": _fmt(at["candidate_precision"])}
+    heads = {"n_proteins": {"title": "proteins", "format": "{:,.0f}"}}
+    for k, t in (("call_rate", "call rate"), ("false_calls", "false calls / protein"), ("span_recall", "span recall"),
+                 ("precision", "candidate precision")):
+        if any(k in r for r in table.values()):
+            heads[k] = {"title": t, "format": "{:,.3f}", "min": 0, "scale": "Reds" if k == "false_calls" else "Blues"}
+    paths.append(write_section(outdir, "nesscan_calls_table_mqc.yaml", {
+        **EVALUATE_PARENT, "id": "nesscan_calls_table", "section_name": f"Calls at E-value <= {emax:g}",
+        "description": "Per group at <code>--max-evalue</code>: proteins with a called candidate, and for groups with "
+                       "label 0 only the called (false) candidates per protein; recall of the known NES spans and "
+                       "precision of the called candidates in the annotated proteins.",
+        "plot_type": "table", "pconfig": {"id": "nesscan_calls_table_table", "title": "nesscan: calls at max E-value",
+                                          "col1_header": "group", "sort_rows": False},
+        "headers": heads, "data": table}))
     cal = metrics.get("evalue_calibration")
     if cal:
         cdata = {f"{g} (n={d['n_proteins']})": _pairs(grid, d["observed_mean_calls"], positive=True)
