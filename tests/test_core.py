@@ -58,7 +58,15 @@ def test_window_scores_equal_naive_loop(tiny_model):
         with torch.no_grad():
             for s, t in zip(starts, ends):  # the seed's way: one window at a time
                 w = torch.as_tensor(emb[s - 1 : t]).unsqueeze(0)
-                naive.append(float(torch.sigmoid(m.net(w, torch.ones(w.shape[:2], dtype=torch.bool)))))
+                z = float(m.net(w, torch.ones(w.shape[:2], dtype=torch.bool)))
+                if m.card.arch == "stack":  # + the trees on this window's channels, stacked
+                    x = np.zeros((m.window, len(m.raw["trees"]["channels"])))
+                    x[: t - s + 1] = emb[s - 1 : t][:, m.raw["trees"]["channels"]]
+                    tree = float(m.booster.raw(x.reshape(1, -1))[0])
+                    p = min(max(1 / (1 + np.exp(-z)), 1e-7), 1 - 1e-7)
+                    st = m.raw["stack"]
+                    z = st["coef"][0] * np.log(p / (1 - p)) + st["coef"][1] * tree + st["intercept"]
+                naive.append(float(1 / (1 + np.exp(-z))))
         assert len(fast) == max(n - m.window + 1, 1)
         np.testing.assert_allclose(fast, naive, rtol=1e-5, atol=1e-6)
     # several proteins at once give the same scores as one at a time

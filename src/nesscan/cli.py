@@ -250,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tsne-max", type=_positive_int, default=3000, help="windows sampled for the t-SNE (default: 3000)")
     p.add_argument("--folds", type=_positive_int, default=5, help="baseline cross-validation folds (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the baseline CV and t-SNE (default: 0)")
+    p.add_argument("--max-evalue", type=float, default=0.01, metavar="X",
+                   help="E-value cutoff at which calls are reported (predictions with an evalue column: call rate "
+                        "per group, span recall, candidate precision, false calls per protein; default: 0.01)")
     _add_common(p)
     return parser
 
@@ -321,7 +324,7 @@ def run(args) -> int:
         run_evaluate(args.proteins, args.labels, args.outdir, candidates=args.candidates, spans=args.spans,
                      enrichment=args.enrichment, fasta=args.fasta, windows=args.windows, embeddings=args.embeddings,
                      name=args.name, min_overlap=args.min_overlap, tsne_max=args.tsne_max, seed=args.seed,
-                     folds=args.folds)
+                     folds=args.folds, max_evalue=args.max_evalue)
     return 0
 
 

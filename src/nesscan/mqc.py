@@ -22,7 +22,12 @@ renamed when complete.
 * ``nesscan_score_histogram_mqc.yaml`` — bar graph: per group, how its protein scores fall in
   ten bins (one tab per score);
 * ``nesscan_score_box_mqc.yaml`` — box plot of the protein scores per group;
-* ``nesscan_tsne_mqc.html`` — the t-SNE figure (PNG embedded), when made.
+* ``nesscan_tsne_mqc.html`` — the t-SNE figure (PNG embedded), when made;
+* with E-values in the predictions (:func:`write_calls_mqc`): ``nesscan_calls_mqc.yaml`` (call rate
+  per group, span recall and candidate precision vs the E-value cutoff, log x), the values at
+  ``--max-evalue`` as a table (``nesscan_calls_table_mqc.yaml``),
+  ``nesscan_evalue_calibration_mqc.yaml`` (negatives' calls per protein vs cutoff, log-log) and
+  ``nesscan_reliability_mqc.yaml`` (reliability diagrams of ``score``).
 
 ``predict`` (:func:`write_predict_mqc`) writes
 
@@ -67,6 +72,10 @@ def _num(x: float) -> str:
     return s + "0" if s.endswith(".") else s
 
 
+class Sci(float):
+    """A float written in exponent notation (``1.0e-06``; YAML 1.1 reads it as a number): E-values."""
+
+
 def to_yaml(obj: Any, indent: int = 0) -> str:
     """YAML in JSON-compatible flow style; floats always carry a decimal point (YAML 1.1 reads
     ``1e-05`` as a string), NaN/inf become null."""
@@ -77,6 +86,8 @@ def to_yaml(obj: Any, indent: int = 0) -> str:
         return "true" if obj else "false"
     if isinstance(obj, (int, np.integer)):
         return str(int(obj))
+    if isinstance(obj, Sci):
+        return f"{obj:.6e}" if math.isfinite(obj) else "null"
     if isinstance(obj, (float, np.floating)):
         return _num(float(obj))
     if isinstance(obj, str):
@@ -314,6 +325,101 @@ def write_evaluate_mqc(outdir: str, metrics: dict, plot_data: dict, name: str, t
                 f"<img src=\"data:image/png;base64,{b64}\" style=\"max-width: 100%;\" "
                 f"alt=\"t-SNE of window embeddings\" /></div>\n")
         paths.append(_write(os.path.join(outdir, "nesscan_tsne_mqc.html"), html))
+    if "calls" in metrics:
+        paths += write_calls_mqc(outdir, metrics)
+    return paths
+
+
+def _pairs(xs, ys, positive: bool = False) -> list:
+    return [[Sci(x), Sci(y) if positive else float(y)] for x, y in zip(xs, ys)
+            if y is not None and math.isfinite(y) and (y > 0 or not positive)]
+
+
+def write_calls_mqc(outdir: str, metrics: dict) -> list[str]:
+    """Line graphs of the calls at an E-value cutoff: call rate / span recall vs cutoff, the
+    E-value calibration on negatives (log-log) and the reliability diagrams."""
+    from .calls import group_colours
+
+    calls, paths = metrics["calls"], []
+    grid, emax = [float(x) for x in calls["evalue_grid"]], calls["max_evalue"]
+    colours = group_colours(calls["groups"])
+    data, cols = {}, {}
+    for g, d in calls["groups"].items():
+        key = f"call rate: {g} (n={d['n_proteins']})"
+        data[key], cols[key] = _pairs(grid, d["call_rate"]), colours[g]
+    if "span_recall" in calls:
+        data[f"span recall (n={calls['n_spans']})"] = _pairs(grid, calls["span_recall"])
+        data["candidate precision"] = _pairs(grid, calls["candidate_precision"])
+    vline = {"name": f"max E-value {emax:g}", "pairs": [[Sci(emax), 0.0], [Sci(emax), 1.0]], "dash": "dash",
+             "color": "#888888", "width": 1}
+    paths.append(write_section(outdir, "nesscan_calls_mqc.yaml", {
+        **EVALUATE_PARENT, "id": "nesscan_calls", "section_name": "Calls vs E-value cutoff",
+        "description": f"Per group, the fraction of proteins with a candidate at <code>evalue</code> &le; cutoff (call "
+                       f"rate), and inside proteins with known NES the recall of the spans and the precision of the "
+                       f"called candidates. The dashed line is <code>--max-evalue</code> ({emax:g}).",
+        "plot_type": "linegraph",
+        "pconfig": {"id": "nesscan_calls_plot", "title": "nesscan: calls vs E-value cutoff", "xlab": "E-value cutoff",
+                    "ylab": "fraction", "xlog": True, "ymin": 0, "ymax": 1, "smooth_points": None, "colors": cols,
+                    "extra_series": vline},
+        "data": data}))
+    at = calls["at_max_evalue"]
+    table = {g: {"n_proteins": d["n_proteins"], "call_rate": at["call_rate"][g],
+                 **({"false_calls": at["mean_false_calls_per_protein"][g]}
+                    if g in at.get("mean_false_calls_per_protein", {}) else {})} for g, d in calls["groups"].items()}
+    if "span_recall" in at:
+        table["known NES spans"] = {"n_proteins": calls["n_annotated_proteins"], "span_recall": _fmt(at["span_recall"]),
+                                    "precision": _fmt(at["candidate_precision"])}
+    heads = {"n_proteins": {"title": "proteins", "format": "{:,.0f}"}}
+    for k, t in (("call_rate", "call rate"), ("false_calls", "false calls / protein"), ("span_recall", "span recall"),
+                 ("precision", "candidate precision")):
+        if any(k in r for r in table.values()):
+            heads[k] = {"title": t, "format": "{:,.3f}", "min": 0, "scale": "Reds" if k == "false_calls" else "Blues"}
+    paths.append(write_section(outdir, "nesscan_calls_table_mqc.yaml", {
+        **EVALUATE_PARENT, "id": "nesscan_calls_table", "section_name": f"Calls at E-value <= {emax:g}",
+        "description": "Per group at <code>--max-evalue</code>: proteins with a called candidate, and for groups with "
+                       "label 0 only the called (false) candidates per protein; recall of the known NES spans and "
+                       "precision of the called candidates in the annotated proteins.",
+        "plot_type": "table", "pconfig": {"id": "nesscan_calls_table_table", "title": "nesscan: calls at max E-value",
+                                          "col1_header": "group", "sort_rows": False},
+        "headers": heads, "data": table}))
+    cal = metrics.get("evalue_calibration")
+    if cal:
+        cdata = {f"{g} (n={d['n_proteins']})": _pairs(grid, d["observed_mean_calls"], positive=True)
+                 for g, d in cal["groups"].items()}
+        cdata = {k: v for k, v in cdata.items() if v}
+        if cdata:
+            paths.append(write_section(outdir, "nesscan_evalue_calibration_mqc.yaml", {
+                **EVALUATE_PARENT, "id": "nesscan_evalue_calibration", "section_name": "E-value calibration",
+                "description": "Negative groups (label 0, every call false): mean called candidates per protein vs the "
+                               "E-value cutoff, beside the expected value (= cutoff, dashed), valid only well below "
+                               f"the top-{cal['top_k']} cap of the candidate table.",
+                "plot_type": "linegraph",
+                "pconfig": {"id": "nesscan_evalue_calibration_plot", "title": "nesscan: E-value calibration",
+                            "xlab": "E-value cutoff", "ylab": "called candidates per protein", "xlog": True,
+                            "ylog": True, "smooth_points": None,
+                            "colors": {k: colours.get(k.rsplit(" (", 1)[0], "#9467bd") for k in cdata},
+                            "extra_series": {"name": "expected (= cutoff)", "pairs": [[Sci(grid[0]), Sci(grid[0])],
+                                             [Sci(grid[-1]), Sci(grid[-1])]], "dash": "dash", "color": "#000000",
+                                             "width": 1}},
+                "data": cdata}))
+    rel = metrics.get("reliability", {})
+    rdata = {f"{k} (Brier {rel[k]['brier']:.3f}, ECE {rel[k]['ece']:.3f})":
+             _pairs(rel[k]["mean_score"], rel[k]["observed_fraction"]) for k in ("candidates", "proteins") if k in rel}
+    for k, v in list(rdata.items()):  # x (mean score) as plain floats
+        rdata[k] = [[float(x), y] for x, y in v]
+    if any(rdata.values()):
+        paths.append(write_section(outdir, "nesscan_reliability_mqc.yaml", {
+            **EVALUATE_PARENT, "id": "nesscan_reliability", "section_name": "Score reliability",
+            "description": "Reliability of <code>score</code> as a probability, ten equal-width bins: candidates of "
+                           "proteins with known NES (observed fraction overlapping a span) and labelled proteins "
+                           "(observed fraction with label 1); the dashed diagonal is perfect calibration.",
+            "plot_type": "linegraph",
+            "pconfig": {"id": "nesscan_reliability_plot", "title": "nesscan: score reliability", "xlab": "mean score",
+                        "ylab": "observed fraction", "xmin": 0, "xmax": 1, "ymin": 0, "ymax": 1, "smooth_points": None,
+                        "style": "lines+markers",
+                        "extra_series": {"name": "perfect calibration", "pairs": [[0.0, 0.0], [1.0, 1.0]],
+                                         "dash": "dash", "color": "#888888", "width": 1}},
+            "data": {k: v for k, v in rdata.items() if v}}))
     return paths
 
 
@@ -480,4 +586,5 @@ def write_predict_mqc_from_tables(outdir: str, proteins_tsv: str, candidates_tsv
     return write_predict_mqc(outdir, prots, cands, sample=sample, max_evalue=max_evalue, top_n=top_n)
 
 
-__all__ = ["write_predict_mqc", "write_predict_mqc_from_tables", "write_evaluate_mqc", "to_yaml", "write_section"]
+__all__ = ["write_predict_mqc", "write_predict_mqc_from_tables", "write_evaluate_mqc", "write_calls_mqc", "to_yaml",
+           "write_section"]

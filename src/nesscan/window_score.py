@@ -44,7 +44,10 @@ def window_tensor(emb: np.ndarray | torch.Tensor, window: int) -> tuple[torch.Te
 
 @torch.inference_mode()
 def score_windows(model: LoadedModel, emb: np.ndarray, batch: int = 8192) -> np.ndarray:
-    """Probabilities for all windows of one protein (length ``max(L - W + 1, 1)``)."""
+    """Probabilities for all windows of one protein (length ``max(L - W + 1, 1)``): the window
+    model of the card (for ``gbm`` / ``stack``, :func:`score_many`)."""
+    if getattr(getattr(model, "card", None), "arch", None) in ("gbm", "stack"):
+        return score_many(model, [emb], batch)[0]
     wins, mask = window_tensor(emb, model.window)
     out = []
     for i in range(0, wins.shape[0], batch):
