@@ -303,7 +303,7 @@ def test_window_score_cli_and_mismatch(tmp_path, tiny_model):
     recs = [("a", random_protein(rng, 45)), ("b", random_protein(rng, 12)), ("c/d", random_protein(rng, 80))]
     fasta = write_fasta(tmp_path / "a.fasta", recs)
     h5 = tmp_path / "e.h5"
-    r = run_cli("embed", "-i", fasta, "-o", h5)
+    r = run_cli("embed", "-i", fasta, "-o", h5, "--context", "none")
     assert r.returncode == 0, r.stderr
     out = tmp_path / "w.tsv.gz"
     r = run_cli("window-score", "-e", h5, "-m", tiny_model, "-o", out)
@@ -325,6 +325,7 @@ def test_window_score_cli_and_mismatch(tmp_path, tiny_model):
     card["embedder"] = "esm2_t6_8M_UR50D"
     json.dump(card, open(bad / "model.json", "w"))
     os.link(os.path.join(tiny_model, "model.safetensors"), bad / "model.safetensors")
+    os.link(os.path.join(tiny_model, "trees.safetensors"), bad / "trees.safetensors")
     out2 = tmp_path / "w2.tsv"
     r = run_cli("window-score", "-e", h5, "-m", bad, "-o", out2)
     assert r.returncode == 2

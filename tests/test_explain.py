@@ -8,7 +8,7 @@ from conftest import random_protein, run_cli, write_fasta
 from nesscan.embedders import BuiltinEmbedder
 from nesscan.explain import integrated_gradients, phi_fraction
 from nesscan.model import load
-from nesscan.window_score import score_windows
+from nesscan.window_score import net_scores
 
 
 @pytest.mark.parametrize("n", [0, 3])
@@ -20,7 +20,7 @@ def test_integrated_gradients_completeness(tiny_model, n):
     assert ig.shape == x.shape
     assert abs(ig.sum() - (fx - fb)) < 0.02 * max(1.0, abs(fx - fb))  # completeness
     # F(x) is the classifier's logit for this window
-    p = score_windows(m, emb)[n]
+    p = net_scores(m, [emb])[0][n]  # attributions explain the window model's network
     assert abs(1 / (1 + np.exp(-fx)) - p) < 1e-5
     # a zero baseline difference gives zero attribution
     ig0, _, _ = integrated_gradients(m.net, x, baseline=x, steps=8)

@@ -120,7 +120,7 @@ def test_fuse_cli_matches_predict_and_gff3_is_valid(tmp_path, tiny_model):
     recs = [("with;odd=id", random_protein(rng, 40) + PKI + random_protein(rng, 40)), ("plain", random_protein(rng, 90)),
             ("tiny", "MKLV")]
     fasta = write_fasta(tmp_path / "in.fasta", recs)
-    assert run_cli("embed", "-i", fasta, "-o", tmp_path / "e.h5").returncode == 0
+    assert run_cli("embed", "-i", fasta, "-o", tmp_path / "e.h5", "--context", "none").returncode == 0
     assert run_cli("window-score", "-e", tmp_path / "e.h5", "-m", tiny_model, "-o", tmp_path / "w.tsv.gz").returncode == 0
     r = run_cli("fuse", "-w", tmp_path / "w.tsv.gz", "-e", tmp_path / "e.h5", "-m", tiny_model, "-o", tmp_path / "fuse")
     assert r.returncode == 0, r.stderr
@@ -158,7 +158,7 @@ def test_fuse_cli_matches_predict_and_gff3_is_valid(tmp_path, tiny_model):
 
 def test_fuse_refuses_mismatched_tables(tmp_path, tiny_model):
     fasta = write_fasta(tmp_path / "in.fasta", [("a", "MKLVLLALKLAGLDIKKKKEEEDDD")])
-    assert run_cli("embed", "-i", fasta, "-o", tmp_path / "e.h5").returncode == 0
+    assert run_cli("embed", "-i", fasta, "-o", tmp_path / "e.h5", "--context", "none").returncode == 0
     (tmp_path / "w.tsv").write_text("id\tstart\tend\tscore\nzzz\t1\t20\t0.5\n")
     r = run_cli("fuse", "-w", tmp_path / "w.tsv", "-e", tmp_path / "e.h5", "-m", tiny_model, "-o", tmp_path / "o")
     assert r.returncode == 2 and "'zzz'" in r.stderr and "not in" in r.stderr
@@ -168,7 +168,7 @@ def test_fuse_refuses_mismatched_tables(tmp_path, tiny_model):
 @pytest.mark.parametrize("text", ["", "a\tb\n"])
 def test_fuse_refuses_non_window_tables(tmp_path, tiny_model, text):
     fasta = write_fasta(tmp_path / "in.fasta", [("a", "MKLVLLALKLAGLDIKKKKEEEDDD")])
-    assert run_cli("embed", "-i", fasta, "-o", tmp_path / "e.h5").returncode == 0
+    assert run_cli("embed", "-i", fasta, "-o", tmp_path / "e.h5", "--context", "none").returncode == 0
     (tmp_path / "w.tsv").write_text(text)
     r = run_cli("fuse", "-w", tmp_path / "w.tsv", "-e", tmp_path / "e.h5", "-m", tiny_model, "-o", tmp_path / "o")
     assert r.returncode == 2 and "not a window-score table" in r.stderr

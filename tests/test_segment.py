@@ -37,7 +37,7 @@ def test_window_score_segments_cli(tmp_path, tiny_model):
 
     rng = random.Random(2)
     fasta = write_fasta(tmp_path / "a.fasta", [("a", random_protein(rng, 70)), ("b", random_protein(rng, 6))])
-    assert run_cli("embed", "-i", fasta, "-o", tmp_path / "e.h5").returncode == 0
+    assert run_cli("embed", "-i", fasta, "-o", tmp_path / "e.h5", "--context", "none").returncode == 0
     r = run_cli("window-score", "-e", tmp_path / "e.h5", "-m", tiny_model, "-o", tmp_path / "s.tsv.gz", "--candidates", "segments")
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(gzip.open(tmp_path / "s.tsv.gz", "rt"), delimiter="\t"))

@@ -93,22 +93,34 @@ def evalue(null: dict, score, length) -> np.ndarray:
 
 
 def score_at(null: dict, e: float, length: int) -> float:
-    """The smallest score whose E-value in a protein of ``length`` is ``<= e`` (bisection on
-    the monotone rate; 1.0 when no score reaches it)."""
-    if e <= 0:
+    """The smallest score whose E-value in a protein of ``length`` is ``<= e``: the rate curve
+    inverted exactly (piecewise linear in the logit below the tail, exponential above it);
+    1.0 when no score reaches it, 0.0 when every score does."""
+    if e <= 0 or length <= 0:
         return 1.0
-    lo, hi = 1e-9, 1 - 1e-12
-    if evalue(null, hi, length) > e:
-        return 1.0
-    if evalue(null, lo, length) <= e:
+    target = float(np.log(e / length))  # log rate wanted
+    lr = np.asarray(null["log_rate"])
+    knots = np.asarray(null["knots_logit"])
+    if target >= lr[0]:
         return 0.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if evalue(null, mid, length) <= e:
-            hi = mid
+    if target >= null["tail_log_rate"] and target >= lr[-1]:
+        # inside the empirical part: the first knot whose log rate is <= target, interpolated
+        j = int(np.argmax(lr <= target))
+        if j == 0:
+            x = knots[0]
         else:
-            lo = mid
-    return hi
+            x0, x1, y0, y1 = knots[j - 1], knots[j], lr[j - 1], lr[j]
+            x = x1 if y1 == y0 else x0 + (target - y0) * (x1 - x0) / (y1 - y0)
+        x = min(x, null["tail_start_logit"])
+    else:
+        x = null["tail_start_logit"] + (null["tail_log_rate"] - target) / null["tail_slope"]
+    s = float(1.0 / (1.0 + np.exp(-x)))
+    # guard rounding at the piece boundaries: nudge up until the E-value is within the cutoff
+    for _ in range(60):
+        if evalue(null, s, length) <= e * (1 + 1e-9) or s >= 1.0:
+            break
+        s = min(1.0, s + max(1e-12, (1 - s) * 1e-6))
+    return s
 
 
 def pvalue(e) -> np.ndarray:

@@ -109,7 +109,9 @@ def rank_protein(pid: str, seq: str, window: int, comps: dict, protein_scorer, t
             pl = float(np.nanmean(segb)) if np.isfinite(segb).any() else None
         ev = float(ev)
         hi = bool(np.isfinite(ev) and ev <= max_evalue)
-        pvals.append(float(calibrate.pvalue(ev)) if np.isfinite(ev) else np.nan)
+        # q-values from the E-value as written (3 significant digits): gather, which recomputes them
+        # from the tables, then gives exactly the same q-values, whatever the batching
+        pvals.append(float(calibrate.pvalue(float(_e(ev)))) if np.isfinite(ev) else np.nan)
         crows.append([pid, c.rank, start, end, seq[start - 1 : end], _f(c.score), _e(ev), "", "yes" if hi else "no",
                       _f(float(comps["nn_score"][i])), _f(_get(comps, "motif_score", i)), _f(_get(comps, "similarity_score", i)),
                       _f(_get(comps, "fused_score", i)), cls, ";".join(map(str, phi)), c.start, c.end, _f(acc), _f(pl)])

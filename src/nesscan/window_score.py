@@ -89,6 +89,36 @@ def tree_logits(model, emb) -> np.ndarray:
     return out
 
 
+def _tree_logits_many(model, embs: list) -> list[np.ndarray]:
+    """:func:`tree_logits` of several proteins, their windows evaluated together in groups of
+    about ``TREE_ROWS`` (one call per tree per group instead of per protein)."""
+    spec, W = model.raw["trees"], model.window
+    out: list[np.ndarray | None] = [None] * len(embs)
+    group, rows = [], 0
+    for i, e in enumerate(embs):
+        n = max(e.shape[0] - W + 1, 1)
+        if n > TREE_ROWS:
+            out[i] = tree_logits(model, e)
+            continue
+        group.append((i, n))
+        rows += n
+        if rows >= TREE_ROWS:
+            _flush_trees(model, embs, group, spec, W, out)
+            group, rows = [], 0
+    if group:
+        _flush_trees(model, embs, group, spec, W, out)
+    return out  # type: ignore[return-value]
+
+
+def _flush_trees(model, embs, group, spec, W, out) -> None:
+    X = np.concatenate([tree_features(embs[i], spec["channels"], W) for i, _ in group])
+    z = model.booster.raw(X)
+    offset = 0
+    for i, n in group:
+        out[i] = z[offset : offset + n]
+        offset += n
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-7, 1 - 1e-7)
     return np.log(p / (1 - p))
@@ -104,7 +134,7 @@ def score_many(model: LoadedModel, embs: list, batch: int = 8192,
     arch = getattr(getattr(model, "card", None), "arch", None)
     if arch not in ("gbm", "stack"):
         return net_scores(model, embs, batch, device)
-    trees = [tree_logits(model, e) for e in embs]
+    trees = _tree_logits_many(model, embs)
     if arch == "gbm":
         return [1.0 / (1.0 + np.exp(-t)) for t in trees]
     st = model.raw["stack"]
