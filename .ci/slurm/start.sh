@@ -32,8 +32,15 @@ free_mb="$(awk '/MemAvailable/ { print int($2 / 1024) }' /proc/meminfo)"
 mem=$(( free_mb * 8 / 10 ))
 [ "$mem" -ge 1024 ] || mem=1024
 
+# a fresh cluster every time: no node state (a drain reason) or job left from an earlier start
+rm -rf /var/spool/slurmctld /var/spool/slurmd
 mkdir -p "$STATE" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /etc/slurm /run/munge
 rm -f /etc/slurm/cgroup.conf
+# one count-only "gpu" generic resource (no device file, no GPU needed): lets CI check that the
+# slurm profile asks for --gres=gpu:1 on the GPU tasks and that SLURM grants it
+cat > /etc/slurm/gres.conf <<GRES
+NodeName=${host} Name=gpu File=/dev/null Count=1
+GRES
 cat > /etc/slurm/slurm.conf <<CONF
 # written by nesscan's .ci/slurm/start.sh: a one-node test cluster
 ClusterName=nesscan-ci
@@ -47,13 +54,14 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
 MpiDefault=none
+GresTypes=gpu
 StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd
 SlurmctldPidFile=${STATE}/slurmctld.pid
 SlurmdPidFile=${STATE}/slurmd.pid
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
-NodeName=${host} CPUs=${cpus} RealMemory=${mem} State=UNKNOWN
+NodeName=${host} CPUs=${cpus} RealMemory=${mem} Gres=gpu:1 State=UNKNOWN
 PartitionName=ci Nodes=${host} Default=YES MaxTime=INFINITE State=UP
 CONF
 
