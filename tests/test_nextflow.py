@@ -303,7 +303,10 @@ def sheet_run(request, tmp_path_factory):
     subset_ids = write_subset_fasta(base / "subset.fasta")
     sheet = base / "samples.csv"
     sheet.write_text(f"sample,fasta,labels\ndemo,{EXAMPLE},{LABELS}\nsubset,subset.fasta,\n")
-    common = ["-profile", "local_env", "--chunk_size", 3, *model_args(request)]
+    # the test profile's task limits (1 CPU each), without its labels/--explain
+    limits = base / "limits.config"
+    limits.write_text("process.resourceLimits = [ cpus: 1, memory: '6.GB', time: '1.h' ]\n")
+    common = ["-profile", "local_env", "-c", limits, "--chunk_size", 3, *model_args(request)]
     single_dir = base / "single"
     single_dir.mkdir()
     single = subprocess.Popen([LAUNCHER, "run", MAIN, "-ansi-log", "false", *map(str, common), "--input",

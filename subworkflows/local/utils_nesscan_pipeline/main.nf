@@ -398,7 +398,7 @@ def paramsSummaryMultiqc(Map schema) {
         .findAll { n -> !(props[n].hidden) && params[n] != null && params[n] != false }
         .collect { n -> "        <dt>--${n}</dt><dd><samp>${escapeHtml(params[n].toString())}</samp></dd>" }
     def lines = [
-        "id: 'nesscan-summary'",
+        "id: 'nesscan-nesscan-summary'",
         "description: ' - the parameters of this run.'",
         "section_name: 'nesscan parameters'",
         "section_href: 'https://github.com/nesscan/nesscan'",
