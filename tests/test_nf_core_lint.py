@@ -50,9 +50,7 @@ def test_nf_core_pipelines_lint_passes(tmp_path):
         unavailable("java not installed: nf-core lint runs `nextflow config`")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NXF_")}
     env.update(PATH=os.path.join(ROOT, ".ci", "nextflow") + os.pathsep + env.get("PATH", ""),
-               NXF_OFFLINE="true", NXF_HOME=str(tmp_path / "nxf_home"), HOME=str(tmp_path),
-               XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_CACHE_HOME=str(tmp_path / "cache"),
-               HIDE_PROGRESS="1")
+               NXF_OFFLINE="true", NXF_HOME=str(tmp_path / "nxf_home"), HIDE_PROGRESS="1")
     out = tmp_path / "lint.json"
     r = subprocess.run([NF_CORE, "--hide-progress", "pipelines", "lint", "--dir", ROOT, "--plain-text",
                         "--json", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
