@@ -314,8 +314,8 @@ def sheet_run(request, tmp_path_factory):
                               cwd=single_dir, env=nf_env(base / "nxf_home_single"), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     r = run_pipeline(*common, "--input", sheet, "--nes_spans", EXAMPLE_NES, "--outdir", base / "results",
-                     cwd=base, env=env)
-    single_out = single.communicate(timeout=600)[0]
+                     cwd=base, env=env, timeout=1500)
+    single_out = single.communicate(timeout=1500)[0]
     assert r.returncode == 0, r.output[-6000:]
     assert single.returncode == 0, single_out[-6000:]
     return {"outdir": str(base / "results"), "single": str(base / "single_results"), "subset_ids": subset_ids}
