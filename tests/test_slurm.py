@@ -63,7 +63,7 @@ def slurm_run(slurm, request, tmp_path_factory):
     # every task writes the SLURM job it runs in (its environment's SLURM_JOB_ID) to its work dir
     r = run_pipeline("-profile", "test,slurm,local_env", "--outdir", outdir, *model_args(request),
                      "-process.beforeScript", 'echo "${SLURM_JOB_ID:-none}" > .slurm_job_id',
-                     cwd=base, env=env, timeout=900)
+                     cwd=base, env=env, timeout=1800)
     assert r.returncode == 0, r.output[-6000:]
     return {"base": base, "outdir": str(outdir), "result": r}
 
