@@ -433,7 +433,7 @@ def _wait_invocation_outputs(galaxy, invocation_id: str, timeout: float = TOOL_T
         inv = galaxy.api("GET", f"invocations/{invocation_id}", key=galaxy.user_key)
         assert inv["state"] not in ("failed", "cancelled", "cancelling"), inv
         outputs = {label: o["id"] for label, o in (inv.get("outputs") or {}).items()}
-        if inv["state"] == "scheduled" and outputs:
+        if inv["state"] in ("scheduled", "completed") and outputs:  # 26.x: completed once its jobs are done
             states = {label: galaxy.api("GET", f"datasets/{i}", key=galaxy.user_key)["state"]
                       for label, i in outputs.items()}
             bad = {k: v for k, v in states.items() if v in ("error", "failed_metadata", "paused", "deleted")}
