@@ -346,7 +346,7 @@ def test_samplesheet_chunks_of_all_samples_scattered_at_once(sheet_run):
     gathers = [t for t in trace if t["process"].endswith(":GATHER")]
     assert sorted(t["tag"] for t in gathers) == ["demo", "subset"]
     # every sample's chunks were submitted before the first GATHER started
-    assert max(int(t["submit"]) for t in embeds) <= min(int(t["start"]) for t in gathers)
+    assert max(t["submit"] for t in embeds) <= min(t["start"] for t in gathers)  # "YYYY-MM-DD HH:MM:SS.mmm"
     assert len([t for t in trace if t["process"].endswith(":MULTIQC")]) == 1
 
 
