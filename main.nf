@@ -3,7 +3,7 @@
  * nesscan: find and rank nuclear export signals (CRM1/XPO1 NES) in protein sequences.
  *
  *   nextflow run main.nf -profile <docker|singularity|apptainer|podman|local_env>[,gpu] \
- *       --input proteome.fasta --outdir results
+ *       --input proteome.fasta --outdir results       (or --input samplesheet.csv: sample,fasta[,labels])
  *
  * Parameters: nextflow_schema.json (or --help). Documentation: docs/nextflow.md.
  */
@@ -17,10 +17,10 @@ include { PIPELINE_COMPLETION     } from './subworkflows/local/utils_nesscan_pip
 workflow {
 
     main:
-    // --help, --version, parameter validation; the input as [ meta, fasta ]
+    // --help, --version, parameter validation; every sample as [ meta, fasta ], its labels
     PIPELINE_INITIALISATION ( "${projectDir}/nextflow_schema.json" )
 
-    NESSCAN ( PIPELINE_INITIALISATION.out.fasta )
+    NESSCAN ( PIPELINE_INITIALISATION.out.fasta, PIPELINE_INITIALISATION.out.labels )
 
     PIPELINE_COMPLETION ( params.outdir )
 }

@@ -391,6 +391,105 @@ def test_dataset_name_and_sequence_id_with_shell_code(galaxy, tool_tests):
     assert f"\n{run['evil_id']}\t{len(HOSTILE_SEQ)}\t" in _download(galaxy, proteins["id"])
 
 
+# ------------------------------------------------------------------------------ the workflow
+
+WORKFLOW = os.path.join(TOOLS_DIR, "workflows", "nesscan-scan-and-evaluate.gxwf.yml")
+WORKFLOW_STEPS = ["nesscan_embed", "nesscan_window_score", "nesscan_fuse", "nesscan_evaluate", "nesscan_predict"]
+
+
+def test_workflow_is_shipped_and_listed():
+    """The gxformat2 workflow chains embed -> window-score -> fuse -> evaluate (and NES scan), uses
+    only tools of this suite, and the suite in .shed.yml names it."""
+    import yaml
+
+    with open(WORKFLOW, encoding="utf-8") as fh:
+        wf = yaml.safe_load(fh)
+    assert wf["class"] == "GalaxyWorkflow"
+    assert [st["tool_id"] for st in wf["steps"].values()] == WORKFLOW_STEPS
+    assert {st["tool_id"] for st in wf["steps"].values()} <= {t for t, _, _ in tool_xmls()}
+    steps = wf["steps"]
+    assert steps["window_score"]["in"]["embeddings"] == "embed/embeddings"
+    assert steps["fuse"]["in"]["windows"] == "window_score/windows"
+    assert steps["evaluate"]["in"]["proteins"] == "fuse/proteins"
+    with open(os.path.join(TOOLS_DIR, ".shed.yml"), encoding="utf-8") as fh:
+        shed = yaml.safe_load(fh)
+    assert os.path.relpath(WORKFLOW, TOOLS_DIR) in shed["suite"]["long_description"]
+
+
+def _upload(galaxy, history_id: str, path: str, ext: str) -> str:
+    with open(path, encoding="utf-8") as fh:
+        content = fh.read()
+    fetch = galaxy.api("POST", "tools/fetch", key=galaxy.user_key, payload={
+        "history_id": history_id,
+        "targets": [{"destination": {"type": "hdas"}, "elements": [{
+            "src": "pasted", "paste_content": content, "ext": ext, "name": os.path.basename(path)}]}]})
+    return fetch["outputs"][0]["id"]
+
+
+def _wait_invocation_outputs(galaxy, invocation_id: str, timeout: float = TOOL_TEST_TIMEOUT) -> dict:
+    """label -> dataset id of every workflow output, once all are 'ok' (fails on an error state)."""
+    t0 = time.time()
+    while True:
+        inv = galaxy.api("GET", f"invocations/{invocation_id}", key=galaxy.user_key)
+        assert inv["state"] not in ("failed", "cancelled", "cancelling"), inv
+        outputs = {label: o["id"] for label, o in (inv.get("outputs") or {}).items()}
+        if inv["state"] in ("scheduled", "completed") and outputs:  # 26.x: completed once its jobs are done
+            states = {label: galaxy.api("GET", f"datasets/{i}", key=galaxy.user_key)["state"]
+                      for label, i in outputs.items()}
+            bad = {k: v for k, v in states.items() if v in ("error", "failed_metadata", "paused", "deleted")}
+            if bad:
+                jobs = galaxy.api("GET", f"jobs?invocation_id={invocation_id}&view=admin_job_list",
+                                  key=galaxy.admin_key)
+                details = [galaxy.api("GET", f"jobs/{j['id']}?full=true") for j in jobs if j["state"] != "ok"]
+                pytest.fail(f"workflow outputs failed: {bad}; jobs: "
+                            + "; ".join(f"{d['tool_id']}: {(d.get('stderr') or '')[-800:]}" for d in details))
+            if all(v == "ok" for v in states.values()):
+                return outputs
+        assert time.time() - t0 < timeout, f"invocation {invocation_id} not done after {timeout:.0f} s: {inv['state']}"
+        time.sleep(3)
+
+
+def test_workflow_runs_in_galaxy(galaxy):
+    """The shipped workflow, imported into the real Galaxy and invoked on the example proteins with
+    their labels and NES spans: every step runs; the step-by-step tables equal the one-click NES
+    scan's; the evaluation finds the planted NESs."""
+    import yaml
+
+    with open(WORKFLOW, encoding="utf-8") as fh:
+        wf = yaml.safe_load(fh)
+    stored = galaxy.api("POST", "workflows", key=galaxy.user_key, payload={"workflow": wf})
+    history = galaxy.api("POST", "histories", key=galaxy.user_key, payload={"name": "nesscan workflow"})
+    data = os.path.join(TOOLS_DIR, "test-data")
+    inputs = {
+        "proteins": _upload(galaxy, history["id"], os.path.join(data, "example.fasta"), "fasta"),
+        "labels": _upload(galaxy, history["id"], os.path.join(data, "example_labels.tsv"), "tabular"),
+        "nes_spans": _upload(galaxy, history["id"], os.path.join(data, "example_nes.tsv"), "tabular"),
+    }
+    invocation = galaxy.api("POST", f"workflows/{stored['id']}/invocations", key=galaxy.user_key, payload={
+        # the steps' tool_state lists only what differs from the tools' defaults: Galaxy fills in the rest
+        "history_id": history["id"], "inputs_by": "name", "allow_tool_state_corrections": True,
+        "inputs": {k: {"src": "hda", "id": v} for k, v in inputs.items()}})
+    outputs = _wait_invocation_outputs(galaxy, invocation["id"])
+    assert set(outputs) == set(wf["outputs"])
+
+    proteins = _download(galaxy, outputs["proteins_table"])
+    candidates = _download(galaxy, outputs["candidates_table"])
+    # step by step == one click, to the byte
+    assert proteins == _download(galaxy, outputs["one_click_proteins"])
+    assert candidates == _download(galaxy, outputs["one_click_candidates"])
+    rows = [ln.split("\t") for ln in proteins.splitlines()]
+    assert rows[0][:3] == ["id", "length", "score"]
+    assert [r[0] for r in rows[1:]] == [ln[1:].split()[0] for ln in open(os.path.join(data, "example.fasta"))
+                                       if ln.startswith(">")]
+    assert "demo_PKIa_NES\t1\t" in candidates
+    assert _download(galaxy, outputs["candidates_gff3"]).startswith("##gff-version 3")
+    metrics = json.loads(_download(galaxy, outputs["metrics"]))
+    auc = metrics["protein_level"]["all"]["scores"]["score"]["roc_auc"]
+    assert 0.5 < auc <= 1.0, auc
+    loc = metrics["localisation"]["overall"]
+    assert loc["n_proteins"] >= 1 and 0.0 <= loc["hit@5"] <= 1.0
+
+
 # ------------------------------------------------------------------------------ the form in a browser
 
 PREDICT_FORM_LABELS = ["NES scan", "Protein sequences", "Embedder and classifier", "Classifier",

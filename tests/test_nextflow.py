@@ -277,6 +277,127 @@ def test_resume_reexecutes_nothing(pipeline):
 # other runs
 # ------------------------------------------------------------------------------------------------
 
+# ------------------------------------------------------------------------------------------------
+# samplesheet input: two samples in one run == two single-FASTA runs
+# ------------------------------------------------------------------------------------------------
+
+LABELS = os.path.join(ROOT, "assets", "test", "example_labels.tsv")
+
+
+def write_subset_fasta(path, order=(6, 1, 4, 0)) -> list[str]:
+    """Four of the example proteins, reordered (two chunks of --chunk_size 3)."""
+    records = open(EXAMPLE).read().split(">")[1:]
+    with open(path, "w") as fh:
+        for i in order:
+            fh.write(">" + records[i])
+    return fasta_ids(path)
+
+
+@pytest.fixture(scope="module")
+def sheet_run(request, tmp_path_factory):
+    """One run of a two-sample samplesheet (demo: the example proteins with their labels; subset:
+    four of them, no labels; a relative path) and, at the same time, a single-FASTA run of subset."""
+    require_multiqc()
+    base = tmp_path_factory.mktemp("nf_sheet")
+    env = nf_env(base / "nxf_home")
+    subset_ids = write_subset_fasta(base / "subset.fasta")
+    sheet = base / "samples.csv"
+    sheet.write_text(f"sample,fasta,labels\ndemo,{EXAMPLE},{LABELS}\nsubset,subset.fasta,\n")
+    # the test profile's task limits (1 CPU each), without its labels/--explain
+    limits = base / "limits.config"
+    limits.write_text("process.resourceLimits = [ cpus: 1, memory: '6.GB', time: '1.h' ]\n")
+    common = ["-profile", "local_env", "-c", limits, "--chunk_size", 3, *model_args(request)]
+    single_dir = base / "single"
+    single_dir.mkdir()
+    single = subprocess.Popen([LAUNCHER, "run", MAIN, "-ansi-log", "false", *map(str, common), "--input",
+                               str(base / "subset.fasta"), "--outdir", str(base / "single_results")],
+                              cwd=single_dir, env=nf_env(base / "nxf_home_single"), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    r = run_pipeline(*common, "--input", sheet, "--nes_spans", EXAMPLE_NES, "--outdir", base / "results",
+                     cwd=base, env=env, timeout=1500)
+    single_out = single.communicate(timeout=1500)[0]
+    assert r.returncode == 0, r.output[-6000:]
+    assert single.returncode == 0, single_out[-6000:]
+    return {"outdir": str(base / "results"), "single": str(base / "single_results"), "subset_ids": subset_ids}
+
+
+def test_samplesheet_outputs_per_sample_equal_single_fasta_runs(sheet_run, pipeline):
+    out = sheet_run["outdir"]
+    # demo == the test profile's single-FASTA run of the same file (same chunking, labels, spans)
+    for name in ("proteins.tsv", "candidates.tsv", "candidates.gff3"):
+        assert open(os.path.join(out, "demo", name)).read() == open(os.path.join(pipeline["outdir"], name)).read(), name
+        assert open(os.path.join(out, "subset", name)).read() == open(os.path.join(sheet_run["single"], name)).read(), name
+    assert [p["id"] for p in read_tsv(os.path.join(out, "subset", "proteins.tsv"))] == sheet_run["subset_ids"]
+    ours = json.load(open(os.path.join(out, "demo", "evaluation", "metrics.json")))
+    theirs = json.load(open(os.path.join(pipeline["outdir"], "evaluation", "metrics.json")))
+    assert ours["protein_level"] == theirs["protein_level"] and ours["localisation"] == theirs["localisation"]
+    # per-sample folders only: nothing of a sample at the top; subset (no labels) not evaluated
+    assert not os.path.exists(os.path.join(out, "proteins.tsv"))
+    assert not os.path.exists(os.path.join(out, "subset", "evaluation"))
+    assert len(glob.glob(os.path.join(out, "demo", "windows", "demo.chunk*.windows.tsv.gz"))) == 3
+    assert len(glob.glob(os.path.join(out, "subset", "windows", "subset.chunk*.windows.tsv.gz"))) == 2
+
+
+def test_samplesheet_chunks_of_all_samples_scattered_at_once(sheet_run):
+    trace = newest_trace(sheet_run["outdir"])
+    embeds = [t for t in trace if t["process"].endswith(":EMBED")]
+    assert sorted(t["tag"] for t in embeds) == sorted([f"demo.chunk0000{i}" for i in (1, 2, 3)]
+                                                      + [f"subset.chunk0000{i}" for i in (1, 2)])
+    gathers = [t for t in trace if t["process"].endswith(":GATHER")]
+    assert sorted(t["tag"] for t in gathers) == ["demo", "subset"]
+    # every sample's chunks were submitted before the first GATHER started
+    assert max(t["submit"] for t in embeds) <= min(t["start"] for t in gathers)  # "YYYY-MM-DD HH:MM:SS.mmm"
+    assert len([t for t in trace if t["process"].endswith(":MULTIQC")]) == 1
+
+
+def test_samplesheet_multiqc_has_a_row_per_sample(sheet_run):
+    data = os.path.join(sheet_run["outdir"], "multiqc", "multiqc_data")
+    stats = {row["Sample"]: row for row in read_tsv(os.path.join(data, "multiqc_general_stats.txt"))}
+    assert set(stats) == {"demo", "subset"}, stats
+    for sample in ("demo", "subset"):
+        cands = read_tsv(os.path.join(sheet_run["outdir"], sample, "candidates.tsv"))
+        row = stats[sample]
+        col = lambda suffix: next(v for k, v in row.items() if k.endswith(suffix))  # noqa: E731
+        assert float(col("nesscan_proteins")) == len(read_tsv(os.path.join(sheet_run["outdir"], sample, "proteins.tsv")))
+        assert float(col("nesscan_candidates")) == len(cands)
+        assert float(col("nesscan_candidates_high")) == sum(c["high_confidence"] == "yes" for c in cands)
+        assert float(col("nesscan_skipped")) == 0
+    roc = [k for k in stats["demo"] if "roc_auc" in k]
+    assert roc and stats["demo"][roc[0]] not in ("", None) and stats["subset"][roc[0]] in ("", None)
+
+
+@pytest.mark.parametrize("rows, expected", [
+    # three problems at once: duplicate sample, a bad name, a missing file; all on one line
+    ("sample,fasta\ndemo,{ex}\ndemo,{ex}\nbad name,{ex}\nmiss,missing.fasta\n",
+     ["line 3: duplicate sample 'demo' (also line 2)", "line 4: sample 'bad name' does not match",
+      "line 5: fasta '{dir}/missing.fasta' does not exist"]),
+    ("name,fasta\ndemo,{ex}\n", ["unknown column(s) name in the header"]),
+], ids=["rows", "header"])
+def test_bad_samplesheet_one_line_error(tmp_path, rows, expected):
+    sheet = tmp_path / "samples.csv"
+    sheet.write_text(rows.format(ex=EXAMPLE))
+    r = run_pipeline("-profile", "local_env", "--input", sheet, "--outdir", tmp_path / "results", cwd=tmp_path,
+                     env=nf_env(tmp_path / "nxf_home"), timeout=300)
+    assert r.returncode != 0
+    lines = [ln for ln in r.output.splitlines() if f"Samplesheet {sheet}:" in ln]
+    assert len(lines) == 1, r.output[-3000:]
+    for e in expected:
+        assert e.format(dir=tmp_path) in lines[0], lines[0]
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())  # no task ran
+
+
+def test_local_env_names_a_missing_tool(tmp_path):
+    env = nf_env(tmp_path / "nxf_home")
+    java = os.path.dirname(os.path.realpath(shutil.which("java")))
+    env["PATH"] = os.pathsep.join([java, "/usr/bin", "/bin"])  # no nesscan, no multiqc
+    r = run_pipeline("-profile", "local_env", "--input", EXAMPLE, "--outdir", tmp_path / "results", cwd=tmp_path,
+                     env=env, timeout=300)
+    assert r.returncode != 0
+    lines = [ln for ln in r.output.splitlines() if "-profile local_env:" in ln]
+    assert len(lines) == 1 and "nesscan, multiqc not found on PATH" in lines[0] and "nesscan[pipeline]" in lines[0], \
+        r.output[-3000:]
+
+
 def test_stub_run_exercises_every_branch(tmp_path):
     env = nf_env(tmp_path / "nxf_home")
     out = tmp_path / "results"

@@ -1,6 +1,7 @@
 /*
- * nesscan: scatter the input FASTA into chunks; embed, score and fuse every chunk in parallel;
- * gather the chunks' tables in input order; evaluate against --labels; MultiQC report.
+ * nesscan: scatter every sample's FASTA into chunks (all samples at once); embed, score and fuse
+ * every chunk in parallel; gather each sample's chunk tables in input order; evaluate the samples
+ * that have labels; one MultiQC report with a row per sample.
  *
  *   input.fasta ─ splitFasta(--chunk_size) ─┬─ EMBED ─ WINDOW_SCORE ─ FUSE ─┐
  *                                           ├─ ...                           ├─ GATHER ─ [EVALUATE] ─ MULTIQC
@@ -22,7 +23,8 @@ include { softwareVersionsToYAML; paramsSummaryMultiqc; readSchema } from '../su
 workflow NESSCAN {
 
     take:
-    ch_fasta          // channel: [ val(meta), path(fasta) ], one input FASTA
+    ch_fasta          // channel: [ val(meta), path(fasta) ], one per sample
+    ch_labels         // channel: [ val(meta), path(labels) or [] ], one per sample
 
     main:
     ch_versions      = Channel.empty()
@@ -39,7 +41,7 @@ workflow NESSCAN {
     // (a file with no FASTA record at all goes through whole, so that EMBED reports the problem)
     ch_chunks = ch_fasta.flatMap { meta, fasta ->
         (fasta.splitFasta(by: params.chunk_size, file: true) ?: [ fasta ]).withIndex().collect { chunk, i ->
-            [ [ id: "${meta.id}.chunk${String.format('%05d', i + 1)}", chunk: i + 1, run: meta.id ], chunk ]
+            [ [ id: "${meta.id}.chunk${String.format('%05d', i + 1)}", chunk: i + 1, sample: meta ], chunk ]
         }
     }
 
@@ -67,13 +69,15 @@ workflow NESSCAN {
     //
     // Gather: every chunk's tables, sorted by chunk number (deterministic for -resume)
     //
+    // per sample: every chunk's tables, sorted by chunk number (deterministic for -resume)
     ch_gather = FUSE.out.proteins
         .join(FUSE.out.candidates, failOnMismatch: true, failOnDuplicate: true)
         .join(FUSE.out.gff3, failOnMismatch: true, failOnDuplicate: true)
-        .toSortedList { a, b -> a[0].chunk <=> b[0].chunk }
-        .filter { rows -> rows }      // nothing when a chunk failed
-        .map { rows ->
-            [ [ id: rows[0][0].run ], rows.collect { it[1] }, rows.collect { it[2] }, rows.collect { it[3] } ]
+        .map { meta, proteins, candidates, gff3 -> [ meta.sample, [ meta.chunk, proteins, candidates, gff3 ] ] }
+        .groupTuple()
+        .map { sample, chunks ->
+            def rows = chunks.sort { it[0] }
+            [ sample, rows.collect { it[1] }, rows.collect { it[2] }, rows.collect { it[3] } ]
         }
 
     GATHER ( ch_gather )
@@ -81,19 +85,37 @@ workflow NESSCAN {
     ch_multiqc_files = ch_multiqc_files.mix(GATHER.out.proteins.map { meta, tsv -> tsv }).mix(GATHER.out.mqc.flatten())
 
     //
-    // Evaluate against known labels
+    // Evaluate the samples with known labels (their own, or --labels)
     //
-    if( params.labels ) {
-        EVALUATE (
-            GATHER.out.proteins
-                .join(GATHER.out.candidates, failOnMismatch: true)
-                .join(ch_fasta, failOnMismatch: true),
-            file(params.labels, checkIfExists: true),
-            params.nes_spans ? file(params.nes_spans, checkIfExists: true) : []
-        )
-        ch_versions = ch_versions.mix(EVALUATE.out.versions)
-        ch_multiqc_files = ch_multiqc_files.mix(EVALUATE.out.mqc.flatten())
-    }
+    EVALUATE (
+        GATHER.out.proteins
+            .join(GATHER.out.candidates, failOnMismatch: true)
+            .join(ch_fasta, failOnMismatch: true)
+            .join(ch_labels, failOnMismatch: true)
+            .filter { meta, proteins, candidates, fasta, labels -> labels },
+        params.nes_spans ? file(params.nes_spans, checkIfExists: true) : []
+    )
+    ch_versions = ch_versions.mix(EVALUATE.out.versions)
+    ch_multiqc_files = ch_multiqc_files.mix(EVALUATE.out.mqc.flatten())
+
+    //
+    // One General Statistics row per sample: all candidates and skipped input records (the
+    // proteins, high-confidence calls and evaluation metrics come from GATHER and EVALUATE)
+    //
+    // records EMBED skipped (a `skipped` output with one skipped.tsv per chunk, header line first),
+    // counted per sample; no such output: none skipped
+    ch_skipped = ('skipped' in EMBED.out.getNames() ? EMBED.out.skipped : Channel.empty())
+        .map { meta, tsv -> [ meta.sample, countDataRows(tsv) ] }
+        .groupTuple()
+        .map { sample, counts -> [ sample, counts.sum() ] }
+
+    ch_sample_stats = GATHER.out.candidates
+        .join(ch_skipped, remainder: true)
+        .map { meta, candidates, skipped -> [ meta.id, countDataRows(candidates), skipped ?: 0 ] }
+        .toSortedList { a, b -> a[0] <=> b[0] }
+        .map { rows -> sampleStatsMultiqc(rows) }
+        .collectFile(name: 'nesscan_samples_mqc.yaml')
+    ch_multiqc_files = ch_multiqc_files.mix(ch_sample_stats)
 
     //
     // Software versions and run summary
@@ -127,4 +149,38 @@ workflow NESSCAN {
     gff3           = GATHER.out.gff3            // channel: [ val(meta), path(candidates.gff3) ]
     multiqc_report = MULTIQC.out.report.toList() // channel: [ path(multiqc_report.html) ]
     versions       = ch_versions                // channel: [ path(versions.yml) ]
+}
+
+// data rows of a TSV table: its lines but the header
+def countDataRows(tsv) {
+    def n = 0
+    tsv.withReader { r -> r.eachLine { line -> if( line.trim() ) n++ } }
+    return Math.max(n - 1, 0)
+}
+
+// MultiQC General Statistics columns for every sample: [ [ sample, candidates, skipped ], ... ]
+def sampleStatsMultiqc(List rows) {
+    def lines = [
+        "id: 'nesscan_samples'",
+        "plot_type: 'generalstats'",
+        "namespace: 'nesscan samples'",
+        "headers:",
+        "    nesscan_candidates:",
+        "        title: 'Candidates'",
+        "        description: 'NES candidates reported (every confidence)'",
+        "        format: '{:,.0f}'",
+        "        scale: 'Purples'",
+        "    nesscan_skipped:",
+        "        title: 'Skipped'",
+        "        description: 'input records skipped as invalid (skipped.tsv)'",
+        "        format: '{:,.0f}'",
+        "        scale: 'OrRd'",
+        "data:",
+    ]
+    rows.each { sample, candidates, skipped ->
+        lines << "    '${sample}':"
+        lines << "        nesscan_candidates: ${candidates}"
+        lines << "        nesscan_skipped: ${skipped}"
+    }
+    return lines.join('\n') + '\n'
 }

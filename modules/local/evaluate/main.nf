@@ -6,8 +6,7 @@ process EVALUATE {
     container "ghcr.io/nesscan/nesscan:${workflow.manifest.version}"
 
     input:
-    tuple val(meta), path(proteins), path(candidates), path(fasta)
-    path(labels)
+    tuple val(meta), path(proteins), path(candidates), path(fasta), path(labels)
     path(spans)
 
     output:

@@ -8,7 +8,8 @@ import groovy.json.JsonSlurper
 import org.yaml.snakeyaml.Yaml
 
 /*
- * PIPELINE_INITIALISATION: emits the input FASTA as [ meta, fasta ].
+ * PIPELINE_INITIALISATION: emits every sample's FASTA as [ meta, fasta ] and its labels as
+ * [ meta, labels or [] ] (--input: a samplesheet .csv, or one FASTA file).
  */
 workflow PIPELINE_INITIALISATION {
 
@@ -34,12 +35,124 @@ workflow PIPELINE_INITIALISATION {
         }
     }
 
-    ch_fasta = Channel
-        .fromPath(params.input, checkIfExists: true)
-        .map { fasta -> [ [ id: fasta.simpleName ], fasta ] }
+    // the tools the local_env profile expects on PATH (no container, no conda)
+    if( workflow.profile.tokenize(',').contains('local_env') ) {
+        def missing = missingTools(['nesscan', 'multiqc', 'python3'])
+        if( missing )
+            error("-profile local_env: ${missing.join(', ')} not found on PATH (install the pipeline's tools with `pip install 'nesscan[pipeline]'` in the active environment, or use a container profile)")
+    }
+
+    // --input: a samplesheet (.csv: sample,fasta[,labels]) or one FASTA file
+    def samples = isSamplesheet(params.input.toString())
+        ? readSamplesheet(params.input.toString(), readSchema("${projectDir}/assets/schema_input.json"))
+        : [ singleFasta(params.input.toString()) ]
+
+    ch_fasta  = Channel.fromList(samples.collect { s -> [ s[0], s[1] ] })
+    ch_labels = Channel.fromList(samples.collect { s -> [ s[0], s[2] ] })
 
     emit:
-    fasta = ch_fasta
+    fasta  = ch_fasta     // channel: [ val(meta), path(fasta) ], one per sample
+    labels = ch_labels    // channel: [ val(meta), path(labels) or [] ], one per sample
+}
+
+// ------------------------------------------------------------------------------------------------
+// Input: one FASTA, or a samplesheet checked against assets/schema_input.json
+// ------------------------------------------------------------------------------------------------
+
+def isSamplesheet(String input) {
+    return input.toLowerCase().endsWith('.csv')
+}
+
+// executables among `tools` that are not on the pipeline's PATH
+def missingTools(List<String> tools) {
+    def dirs = (System.getenv('PATH') ?: '').tokenize(File.pathSeparator)
+    return tools.findAll { t -> !dirs.any { d -> def f = new File(d, t); f.isFile() && f.canExecute() } }
+}
+
+// [ meta, fasta, labels ] for a plain FASTA --input: results directly under --outdir
+def singleFasta(String input) {
+    def fasta = file(input, checkIfExists: true)
+    def labels = params.labels ? file(params.labels, checkIfExists: true) : []
+    return [ [ id: fasta.simpleName, single: true ], fasta, labels ]
+}
+
+/*
+ * The samplesheet as [ meta, fasta, labels ] rows; meta = [ id: sample, single: false ] (results
+ * under <outdir>/<sample>/). CSV with a header line naming the columns sample,fasta[,labels];
+ * relative paths are relative to the samplesheet's folder; a row without labels uses --labels.
+ * Every problem is reported on one line: "Samplesheet <path>: row 3: ...; row 4: ...".
+ */
+def readSamplesheet(String path, Map schema) {
+    def sheet = file(path)
+    def fail = { String msg -> error("Samplesheet ${path}: ${msg}") }
+    if( !sheet.exists() )
+        fail('file not found')
+    def item     = schema.items as Map
+    def props    = item.properties as Map
+    def required = (item.required ?: []) as List
+    def lines    = sheet.readLines().withIndex().findAll { l, i -> l.trim() && !l.trim().startsWith('#') }
+    if( !lines )
+        fail("empty (expected a header line: ${props.keySet().join(',')})")
+    def header = splitCsvLine(lines[0][0])
+    def unknown = header.findAll { !props.containsKey(it) }
+    if( unknown )
+        fail("unknown column(s) ${unknown.join(', ')} in the header (expected ${required.join(',')}[,${(props.keySet() - required).join(',')}])")
+    def absent = required.findAll { !header.contains(it) }
+    if( absent )
+        fail("missing column(s) ${absent.join(', ')} in the header (expected ${required.join(',')}[,${(props.keySet() - required).join(',')}])")
+    if( header.size() != header.unique(false).size() )
+        fail("duplicate column in the header: ${header.join(',')}")
+    if( lines.size() < 2 )
+        fail('no sample rows after the header')
+
+    def errors = []
+    def rows   = []
+    def seen   = [:]
+    lines.drop(1).each { String line, int i ->
+        def row = "line ${i + 1}"
+        def fields = splitCsvLine(line)
+        if( fields.size() != header.size() ) {
+            errors << "${row}: ${fields.size()} field(s), the header has ${header.size()}"
+            return
+        }
+        def values = [header, fields].transpose().collectEntries { k, v -> [ (k): v ] }
+        def rowErrors = []
+        required.each { k -> if( !values[k] ) rowErrors << "${row}: ${k} is empty" }
+        values.each { String k, String v ->
+            if( !v )
+                return
+            def value = (props[k].format == 'file-path') ? resolveSheetPath(v, sheet) : v
+            def msg = checkValue(k, value, props[k] as Map)
+            if( msg )
+                rowErrors << "${row}: ${k} ${msg}"
+        }
+        if( values.sample && seen.containsKey(values.sample) )
+            rowErrors << "${row}: duplicate sample '${values.sample}' (also ${seen[values.sample]})"
+        if( values.sample && !seen.containsKey(values.sample) )
+            seen[values.sample] = row
+        if( rowErrors ) {
+            errors.addAll(rowErrors)
+            return
+        }
+        def labels = values.labels ? file(resolveSheetPath(values.labels, sheet)) :
+                     params.labels ? file(params.labels, checkIfExists: true) : []
+        rows << [ [ id: values.sample, single: false ], file(resolveSheetPath(values.fasta, sheet)), labels ]
+    }
+    if( errors )
+        fail(errors.join('; '))
+    return rows
+}
+
+// a samplesheet path: absolute and URLs as they are, relative ones from the samplesheet's folder
+def resolveSheetPath(String value, sheet) {
+    if( value.startsWith('/') || value =~ /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\// )
+        return value
+    return sheet.toAbsolutePath().parent.resolve(value).normalize().toString()
+}
+
+// one CSV line: fields split on commas, surrounding spaces and double quotes removed
+def splitCsvLine(String line) {
+    return line.split(',', -1).collect { it.trim().replaceAll(/^"(.*)"$/, '$1').trim() }
 }
 
 /*
@@ -205,8 +318,8 @@ def checkParameterCombinations(Map p) {
         errors << "--embedder ${p.embedder} needs --esm_weights <checkpoint.pt> (weights are never downloaded inside a task; see docs/nextflow.md)"
     if( p.embedder == 'builtin' && p.esm_weights )
         errors << "--esm_weights is only used with an ESM-2 --embedder"
-    if( p.nes_spans && !p.labels )
-        errors << "--nes_spans is only used by the evaluation: give --labels too"
+    if( p.nes_spans && !p.labels && !(p.input && isSamplesheet(p.input.toString())) )
+        errors << "--nes_spans is only used by the evaluation: give --labels too (or a labels column in a samplesheet)"
     return errors
 }
 
@@ -285,7 +398,7 @@ def paramsSummaryMultiqc(Map schema) {
         .findAll { n -> !(props[n].hidden) && params[n] != null && params[n] != false }
         .collect { n -> "        <dt>--${n}</dt><dd><samp>${escapeHtml(params[n].toString())}</samp></dd>" }
     def lines = [
-        "id: 'nesscan-summary'",
+        "id: 'nesscan-nesscan-summary'",
         "description: ' - the parameters of this run.'",
         "section_name: 'nesscan parameters'",
         "section_href: 'https://github.com/nesscan/nesscan'",
