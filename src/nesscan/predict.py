@@ -20,6 +20,7 @@ from . import fuse
 from .embedders import get_embedder
 from .errors import NesscanError
 from .fasta import DEFAULT_MAX_LENGTH, iter_fasta, validate_fasta
+from .guard import outdir_lock
 from .model import LoadedModel, check_compatible, load
 from .report import ResultWriter, rank_protein
 from .window_score import score_many
@@ -56,8 +57,8 @@ def resolve_model(name_or_path: str | None) -> str:
 def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights: str | None = None,
                 device: str = "auto", top_k: int = 5, threshold: float = 0.9,
                 max_length: int = DEFAULT_MAX_LENGTH, structure_dir: str | None = None,
-                progress: bool = True) -> dict:
-    summary = validate_fasta(input_fasta, max_length)
+                progress: bool = True, skip_invalid: bool = False) -> dict:
+    summary = validate_fasta(input_fasta, max_length, skip_invalid)
     if structure_dir and not os.path.isdir(structure_dir):
         raise NesscanError(f"structure directory not found: {structure_dir}")
     m: LoadedModel = load(resolve_model(model))
@@ -65,11 +66,12 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
     embedder = get_embedder(card.embedder, weights=weights, layer=card.layer, device=device)
     check_compatible(m, embedder.meta(), f"embedder {embedder.name}")
     log.info("%d proteins, %d residues; model %s (%s, window %d)", summary.n, summary.residues, m.path, card.embedder, card.window)
-    sample = os.path.splitext(os.path.basename(input_fasta))[0]
-    with _torch_threads(pipeline_torch_threads(embedder)), ResultWriter(outdir, threshold, sample=sample) as out:
+    sample = fasta_sample_name(input_fasta)
+    skipped = summary.skipped if skip_invalid else None  # -> OUTDIR/skipped.tsv
+    with outdir_lock(outdir, skipped), _torch_threads(pipeline_torch_threads(embedder)), ResultWriter(outdir, threshold, sample=sample) as out:
         bar = tqdm(total=summary.residues, unit="res", desc="predict", disable=not progress)
         # batches over consecutive proteins keep the input order in the tables
-        batches = _consecutive_batches(iter_fasta(input_fasta, max_length), stream_batch_tokens(embedder))
+        batches = _consecutive_batches(iter_fasta(input_fasta, max_length, skip_invalid), stream_batch_tokens(embedder))
         builtin = embedder.name == "builtin"  # cheap per-protein numpy embedding: in this thread
         scored_on = scoring_device(embedder)
         if scored_on is not None:
@@ -83,7 +85,16 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
             release_free_memory()
         bar.close()
     log.info("wrote %s (%d candidates >= %.2f)", ", ".join(out.paths.values()), out.n_high, threshold)
-    return {"proteins": summary.n, "high_confidence_candidates": out.n_high, **out.paths}
+    return {"proteins": summary.n, "high_confidence_candidates": out.n_high, "skipped": len(summary.skipped), **out.paths}
+
+
+def fasta_sample_name(path: str) -> str:
+    """The sample name of an input file: its name without .gz/.bgz and the FASTA extension."""
+    name = os.path.basename(path)
+    for ext in (".gz", ".bgz"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+    return os.path.splitext(name)[0]
 
 
 def score_and_rank(m: LoadedModel, pid: str, seq: str, emb, nn, top_k: int, threshold: float,
