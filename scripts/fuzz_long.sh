@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The long fuzz profile of tests/test_fuzz.py (issue 15): 10,000 generated/mutated FASTA files
-# through the reader in-process, 300 through `nesscan predict` in-process (cli.main) and 20
+# through the reader in-process, 150 through `nesscan predict` in-process (cli.main) and 10
 # through `nesscan predict` as a subprocess; seeded (--hypothesis-seed, default 15), with a
 # progress bar per test. Prints the cases run per test (JSON) and pytest's summary; the figures
 # of the last run go into docs/reliability.md.

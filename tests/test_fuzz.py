@@ -41,7 +41,7 @@ from nesscan.fasta import ALLOWED, iter_fasta, validate_fasta
 
 PROFILE = os.environ.get("NESSCAN_FUZZ_PROFILE", "ci")
 COUNTS = {"ci": {"reader": 600, "predict_inproc": 20, "predict_subprocess": 3},
-          "long": {"reader": 10_000, "predict_inproc": 300, "predict_subprocess": 20}}[PROFILE]
+          "long": {"reader": 10_000, "predict_inproc": 150, "predict_subprocess": 10}}[PROFILE]
 COMMON = dict(deadline=None, database=None, derandomize=PROFILE == "ci",
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
 
