@@ -12,13 +12,11 @@ import gzip
 import os
 import re
 import shutil
-import subprocess
 
 import pytest
 
-from test_nextflow import EXAMPLE, fasta_ids, model_args, newest_trace, nf_env, read_tsv, require_multiqc, run_pipeline
+from test_nextflow import EXAMPLE, model_args, nf_env, read_tsv, require_multiqc, run_pipeline
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="java not installed: Nextflow cannot run")
 
 RNA = [("rna_one", "ACGUACGUAGCUAGCUAGCAUCGAUCGAUGC"), ("rna_two", "GGGCCCAUAUAUGCGCAUAUGCAUGCAUGCA")]
