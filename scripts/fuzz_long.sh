@@ -5,7 +5,7 @@
 # progress bar per test. Prints the cases run per test (JSON) and pytest's summary; the figures
 # of the last run go into docs/reliability.md.
 #
-#   scripts/fuzz_long.sh [SEED]        (about 15-40 min on 2 cores)
+#   scripts/fuzz_long.sh [SEED]        (15-60 min on 2 shared cores; 52 min for the figures in docs/reliability.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seed="${1:-15}"
