@@ -41,6 +41,12 @@ def _probability(text: str) -> float:
     return v
 
 
+def _add_skip(p: argparse.ArgumentParser, where: str) -> None:
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="skip invalid records (empty, duplicate ID, letters outside the protein alphabet, nucleotides, "
+                        f"too long) instead of stopping, and list them (id, line, reason) in {where}")
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("logging")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")
@@ -108,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="FASTA -> ranked NES candidates and protein scores (the whole chain)",
                        description="Embed, score every window and rank non-overlapping NES candidates per protein. "
                                    "Writes OUTDIR/proteins.tsv and OUTDIR/candidates.tsv.")
-    p.add_argument("-i", "--input", required=True, metavar="FASTA", help="protein FASTA file")
+    p.add_argument("-i", "--input", required=True, metavar="FASTA", help="protein FASTA file (plain or gzip/bgzip)")
     p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="output directory (created if missing)")
     p.add_argument("-m", "--model", default=None, metavar="DIR|NAME",
                    help="classifier directory (model.json + model.safetensors) or a shipped model name "
@@ -116,13 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ranking(p)
     p.add_argument("--max-length", type=_positive_int, default=DEFAULT_MAX_LENGTH,
                    help=f"refuse proteins longer than this (default: {DEFAULT_MAX_LENGTH})")
+    _add_skip(p, "OUTDIR/skipped.tsv")
     _add_esm(p, with_layer=False)
     _add_common(p)
 
     p = sub.add_parser("embed", help="FASTA -> per-residue embeddings (HDF5)",
                        description="Embed every protein; one L x D dataset per protein. Re-running on the same "
                                    "output skips proteins already embedded with the same checksums.")
-    p.add_argument("-i", "--input", required=True, metavar="FASTA", help="protein FASTA file")
+    p.add_argument("-i", "--input", required=True, metavar="FASTA", help="protein FASTA file (plain or gzip/bgzip)")
     p.add_argument("-o", "--output", required=True, metavar="H5", help="HDF5 output file")
     p.add_argument("-e", "--embedder", default="builtin", help=EMBEDDER_HELP)
     p.add_argument("--context", choices=["disorder", "none"], default="disorder",
@@ -134,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming it")
     p.add_argument("--max-length", type=_positive_int, default=DEFAULT_MAX_LENGTH,
                    help=f"refuse proteins longer than this (default: {DEFAULT_MAX_LENGTH})")
+    _add_skip(p, "OUTPUT.skipped.tsv")
     _add_esm(p)
     _add_common(p)
 
@@ -182,12 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "window classifier per residue (OUTDIR/attributions.tsv), and profile plots (window "
                                    "scores, candidates, Φ residues, Kosugi/Wregex matches, attributions) as PNG/SVG under "
                                    "OUTDIR/profiles/ linked from OUTDIR/index.html.")
-    p.add_argument("-i", "--input", required=True, metavar="FASTA", help="protein FASTA file")
+    p.add_argument("-i", "--input", required=True, metavar="FASTA", help="protein FASTA file (plain or gzip/bgzip)")
     p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="output directory")
     p.add_argument("-m", "--model", default=None, metavar="DIR|NAME", help="classifier (default: nesscan-builtin-v2)")
     p.add_argument("--top-k", type=_positive_int, default=3, help="candidates explained per protein (default: 3)")
     p.add_argument("--plots", type=int, default=20, help="profile plots for this many top-scoring proteins (default: 20)")
     p.add_argument("--steps", type=_positive_int, default=64, help="integration steps (default: 64)")
+    _add_skip(p, "OUTDIR/skipped.tsv")
     _add_esm(p, with_layer=False)
     _add_common(p)
 
@@ -269,7 +278,7 @@ def run(args) -> int:
 
         run_predict(args.input, args.outdir, model=args.model, weights=args.weights, device=args.device,
                     top_k=args.top_k, max_evalue=args.max_evalue, max_length=args.max_length,
-                    structure_dir=args.structures, progress=progress)
+                    structure_dir=args.structures, progress=progress, skip_invalid=args.skip_invalid)
     elif args.command == "embed":
         from .embed import run_embed
         from .embedders import get_embedder
@@ -277,7 +286,7 @@ def run(args) -> int:
         emb = get_embedder(args.embedder, weights=args.weights, layer=args.layer, device=args.device,
                            max_batch_tokens=args.max_batch_tokens, context=args.context)
         run_embed(args.input, args.output, emb, overwrite=args.overwrite, max_length=args.max_length,
-                  dtype="float16" if args.half else "float32", progress=progress)
+                  dtype="float16" if args.half else "float32", progress=progress, skip_invalid=args.skip_invalid)
     elif args.command == "window-score":
         from .predict import resolve_model
         from .window_score import run_window_score
@@ -298,7 +307,7 @@ def run(args) -> int:
         from .explain import run_explain
 
         run_explain(args.input, args.outdir, model=args.model, top_k=args.top_k, plots=args.plots, weights=args.weights,
-                    device=args.device, steps=args.steps, progress=progress)
+                    device=args.device, steps=args.steps, progress=progress, skip_invalid=args.skip_invalid)
     elif args.command == "train":
         import torch
 
@@ -340,6 +349,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nesscan {args.command}: error: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        # the system refused a read or write (disk full, file size limit, permissions): one
+        # line, exit 1; outputs are written under temporary names, so none is left truncated
+        log.debug("I/O error", exc_info=True)
+        what = e.strerror or str(e)
+        where = f": {e.filename}" if e.filename else ""
+        print(f"nesscan {args.command}: error: cannot write or read a file ({what}){where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

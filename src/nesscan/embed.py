@@ -9,6 +9,7 @@ and the file is the same.
 
 from __future__ import annotations
 
+import os
 import logging
 import queue
 import threading
@@ -18,6 +19,7 @@ from tqdm import tqdm
 from .embedders import Embedder
 from .errors import NesscanError
 from .fasta import DEFAULT_MAX_LENGTH, iter_fasta, validate_fasta
+from .guard import output_lock, write_skipped
 from .store import EmbeddingWriter, sigterm_as_interrupt
 
 log = logging.getLogger("nesscan.embed")
@@ -97,7 +99,31 @@ class _BackgroundWrites(_SyncWrites):
         self._raise()
 
 
-def run_embed(
+def run_embed(input_fasta: str, output: str, embedder: Embedder, overwrite: bool = False,
+              max_length: int = DEFAULT_MAX_LENGTH, dtype: str = "float32", progress: bool = True,
+              async_write: bool = True, skip_invalid: bool = False) -> dict:
+    """Embed every protein of ``input_fasta`` into ``output`` (see :func:`_run_embed`), holding
+    ``<output>.lock`` so that a second run on the same output stops instead of interleaving.
+    ``skip_invalid``: leave invalid records out and list them in :func:`skipped_path`."""
+    output = os.fspath(output)
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise NesscanError(f"output directory does not exist: {parent}")
+    with output_lock(output + ".lock", output):
+        result = _run_embed(input_fasta, output, embedder, overwrite, max_length, dtype, progress, async_write,
+                            skip_invalid)
+        if skip_invalid:
+            write_skipped(skipped_path(output), result["skipped_records"])
+    return result
+
+
+def skipped_path(output: str) -> str:
+    """Where ``embed --skip-invalid`` lists skipped records: ``emb.h5`` -> ``emb.skipped.tsv``."""
+    stem, ext = os.path.splitext(output)
+    return (stem if ext.lower() in (".h5", ".hdf5") else output) + ".skipped.tsv"
+
+
+def _run_embed(
     input_fasta: str,
     output: str,
     embedder: Embedder,
@@ -106,6 +132,7 @@ def run_embed(
     dtype: str = "float32",
     progress: bool = True,
     async_write: bool = True,
+    skip_invalid: bool = False,
 ) -> dict:
     """Embed every protein of ``input_fasta`` into ``output``; returns counts.
 
@@ -115,7 +142,7 @@ def run_embed(
     batches already embedded, then closes the file as the synchronous loop would (valid and
     resumable, or removed when nothing was stored); an error in the writer stops the run and is
     raised here."""
-    summary = validate_fasta(input_fasta, max_length)
+    summary = validate_fasta(input_fasta, max_length, skip_invalid)
     log.info("%d proteins, %d residues (longest %d) in %s", summary.n, summary.residues, summary.max_length, input_fasta)
     writer = EmbeddingWriter(output, embedder.meta(), overwrite=overwrite, dtype=dtype)
     skipped = 0
@@ -125,7 +152,7 @@ def run_embed(
     try:
         with sigterm_as_interrupt():
             todo = []
-            for i, p in enumerate(iter_fasta(input_fasta, max_length)):
+            for i, p in enumerate(iter_fasta(input_fasta, max_length, skip_invalid)):
                 order[p.id] = i
                 if writer.has(p.id, p.sequence):
                     skipped += 1
@@ -159,4 +186,4 @@ def run_embed(
         raise
     writer.close(complete=complete)
     log.info("wrote %s: %d embedded, %d reused", output, writes.written, skipped)
-    return {"proteins": summary.n, "embedded": writes.written, "reused": skipped}
+    return {"proteins": summary.n, "embedded": writes.written, "reused": skipped, "skipped_records": summary.skipped}

@@ -126,9 +126,26 @@ def plot_profile(path_stem: str, pid: str, seq: str, window: int, comps: dict, c
 
 
 def run_explain(input_fasta: str, outdir: str, model: str | None = None, top_k: int = 3, plots: int = 20,
-                weights: str | None = None, device: str = "auto", steps: int = 64, progress: bool = True) -> dict:
+                weights: str | None = None, device: str = "auto", steps: int = 64, progress: bool = True,
+                skip_invalid: bool = False) -> dict:
     """Attributions for the top candidates of every protein, and profile plots for the first
     ``plots`` proteins (by protein score), with an ``index.html`` that links them."""
+    from .embedders import get_embedder
+    from .fasta import validate_fasta
+    from .guard import outdir_lock
+    from .model import check_compatible, load
+    from .predict import resolve_model
+
+    fasta_summary = validate_fasta(input_fasta, skip_invalid=skip_invalid)
+    m = load(resolve_model(model))
+    emb_model = get_embedder(m.card.embedder, weights=weights, layer=m.card.layer, device=device,
+                             context=m.card.context)
+    check_compatible(m, emb_model.meta(), f"embedder {emb_model.name}")
+    with outdir_lock(outdir, fasta_summary.skipped if skip_invalid else None):
+        return _explain(input_fasta, outdir, m, emb_model, top_k, plots, steps, progress, skip_invalid)
+
+
+def _explain(input_fasta, outdir, m, emb_model, top_k, plots, steps, progress, skip_invalid) -> dict:
     import csv
     import heapq
     import html
@@ -138,17 +155,10 @@ def run_explain(input_fasta: str, outdir: str, model: str | None = None, top_k: 
     from tqdm import tqdm
 
     from . import scoring
-    from .embedders import get_embedder
-    from .fasta import iter_fasta, validate_fasta
-    from .model import check_compatible, load
-    from .predict import resolve_model
+    from .fasta import iter_fasta
     from .report import CANDIDATE_COLUMNS, rank_protein
     from .window_score import score_many
 
-    validate_fasta(input_fasta)
-    m = load(resolve_model(model))
-    emb_model = get_embedder(m.card.embedder, weights=weights, layer=m.card.layer, device=device, context=m.card.context)
-    check_compatible(m, emb_model.meta(), f"embedder {emb_model.name}")
     os.makedirs(outdir, exist_ok=True)
     tmp = os.path.join(outdir, "attributions.tsv.partial")
     summary: list = []  # min-heap of (protein score, -input index, ...): bounded by ``plots``
@@ -157,7 +167,7 @@ def run_explain(input_fasta: str, outdir: str, model: str | None = None, top_k: 
         with open(tmp, "w", newline="") as fh:
             w = csv.writer(fh, delimiter="\t", lineterminator="\n")
             w.writerow(["id", "candidate_rank", "position", "residue", "attribution", "is_phi"])
-            for p in tqdm(iter_fasta(input_fasta), desc="explain", unit="prot", disable=not progress):
+            for p in tqdm(iter_fasta(input_fasta, skip_invalid=skip_invalid), desc="explain", unit="prot", disable=not progress):
                 emb = emb_model.embed_batch([p.sequence])[0]
                 nn = score_many(m, [emb])[0]
                 params = m.raw.get("fusion")

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from .embedders import get_embedder
 from .errors import NesscanError
 from .fasta import DEFAULT_MAX_LENGTH, iter_fasta, validate_fasta
+from .guard import outdir_lock
 from .model import LoadedModel, check_compatible, load
 from .report import ResultWriter, default_max_evalue, score_and_rank  # noqa: F401  (re-exported)
 from .window_score import score_many
@@ -55,8 +56,8 @@ def resolve_model(name_or_path: str | None) -> str:
 def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights: str | None = None,
                 device: str = "auto", top_k: int = 5, max_evalue: float | None = None,
                 max_length: int = DEFAULT_MAX_LENGTH, structure_dir: str | None = None,
-                progress: bool = True) -> dict:
-    summary = validate_fasta(input_fasta, max_length)
+                progress: bool = True, skip_invalid: bool = False) -> dict:
+    summary = validate_fasta(input_fasta, max_length, skip_invalid)
     if structure_dir and not os.path.isdir(structure_dir):
         raise NesscanError(f"structure directory not found: {structure_dir}")
     m: LoadedModel = load(resolve_model(model))
@@ -64,12 +65,13 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
     embedder = get_embedder(card.embedder, weights=weights, layer=card.layer, device=device, context=card.context)
     check_compatible(m, embedder.meta(), f"embedder {embedder.name}")
     log.info("%d proteins, %d residues; model %s (%s, window %d)", summary.n, summary.residues, m.path, card.embedder, card.window)
-    sample = os.path.splitext(os.path.basename(input_fasta))[0]
+    sample = fasta_sample_name(input_fasta)
+    skipped = summary.skipped if skip_invalid else None  # -> OUTDIR/skipped.tsv
     max_evalue = default_max_evalue(m, max_evalue)
-    with _torch_threads(pipeline_torch_threads(embedder)), ResultWriter(outdir, max_evalue, sample=sample) as out:
+    with outdir_lock(outdir, skipped), _torch_threads(pipeline_torch_threads(embedder)), ResultWriter(outdir, max_evalue, sample=sample) as out:
         bar = tqdm(total=summary.residues, unit="res", desc="predict", disable=not progress)
         # batches over consecutive proteins keep the input order in the tables
-        batches = _consecutive_batches(iter_fasta(input_fasta, max_length), stream_batch_tokens(embedder))
+        batches = _consecutive_batches(iter_fasta(input_fasta, max_length, skip_invalid), stream_batch_tokens(embedder))
         builtin = embedder.name == "builtin"  # cheap per-protein numpy embedding: in this thread
         scored_on = scoring_device(embedder)
         if scored_on is not None:
@@ -84,7 +86,16 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
         bar.close()
     log.info("wrote %s (%d high-confidence candidates, E-value <= %g)", ", ".join(out.paths.values()), out.n_high,
              max_evalue)
-    return {"proteins": summary.n, "high_confidence_candidates": out.n_high, **out.paths}
+    return {"proteins": summary.n, "high_confidence_candidates": out.n_high, "skipped": len(summary.skipped), **out.paths}
+
+
+def fasta_sample_name(path: str) -> str:
+    """The sample name of an input file: its name without .gz/.bgz and the FASTA extension."""
+    name = os.path.basename(path)
+    for ext in (".gz", ".bgz"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+    return os.path.splitext(name)[0]
 
 
 def scoring_device(embedder) -> str | None:

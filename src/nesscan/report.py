@@ -203,22 +203,23 @@ class ResultWriter:
         self.n_proteins += 1
 
     def __exit__(self, exc_type, exc, tb):
-        for fh in self._fh.values():
-            fh.close()
+        close_error = None
+        for fh in self._fh.values():  # closing flushes: on a full disk it fails too
+            try:
+                fh.close()
+            except OSError as e:
+                close_error = close_error or e
         try:
-            if exc_type is None:
+            if exc_type is None and close_error is None:
                 fill_qvalues(self.tmp["candidates"], self.pvalues)
-        except BaseException:
+                for k in self.paths:
+                    os.replace(self.tmp[k], self.paths[k])
+        finally:
             for t in self.tmp.values():
                 if os.path.exists(t):
                     os.remove(t)
-            raise
-        if exc_type is None:
-            for k in self.paths:
-                os.replace(self.tmp[k], self.paths[k])
-        for t in self.tmp.values():
-            if os.path.exists(t):
-                os.remove(t)
+        if close_error is not None and exc_type is None:
+            raise close_error
         if exc_type is None and self.multiqc:
             from .mqc import write_predict_mqc_from_tables
 

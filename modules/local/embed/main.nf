@@ -11,8 +11,9 @@ process EMBED {
     path(weights)
 
     output:
-    tuple val(meta), path("*.h5"), emit: embeddings
-    path "versions.yml"          , emit: versions
+    tuple val(meta), path("*.h5")         , emit: embeddings
+    tuple val(meta), path("*.skipped.tsv"), emit: skipped, optional: true
+    path "versions.yml"                   , emit: versions
 
     when:
     task.ext.when == null || task.ext.when
