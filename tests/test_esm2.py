@@ -122,7 +122,22 @@ def test_load_through_get_embedder(ckpt):
     assert e.device == "cpu" and e.precision == "float32" and e.attention == "sdpa"
     assert e.max_batch_tokens == esm2.CPU_BATCH_TOKENS == 1024
     assert not e.model.training
-    assert e.meta() == {"embedder": NAME, "layer": 2, "dimension": 64, "weights_sha256": sha256(ckpt)}
+    assert e.meta() == {"embedder": NAME, "layer": 2, "dimension": 64, "weights_sha256": sha256(ckpt), "context": "none"}
+
+
+def test_esm2_with_disorder_channels(ckpt):
+    """The disorder channels work for ESM-2 as for the built-in embedder: ESM-2's features
+    unchanged, two channels appended, the specification in the metadata."""
+    base = get_embedder(NAME, weights=ckpt, device="cpu")
+    ctx = get_embedder(NAME, weights=ckpt, device="cpu", context="disorder")
+    seqs = ["MSEEKKAAEEPKSPEKKSSEEGSSKKEE", "MLLIVLAVLLFLIVALLGAIVWLLAILX"]
+    a, b = base.embed_batch(seqs), ctx.embed_batch(seqs)
+    assert ctx.dim == 66 and ctx.name == NAME and ctx.weights_sha256 == base.weights_sha256
+    for x, y, s in zip(a, b, seqs):
+        assert y.shape == (len(s), 66)
+        np.testing.assert_array_equal(y[:, :64], x)
+        assert np.all((y[:, 64:] >= 0) & (y[:, 64:] <= 1))
+    assert ctx.meta()["context"].startswith("metapredict-") and ctx.meta()["dimension"] == 66
 
 
 def test_matches_fair_esm_and_padding(emb, ref):
