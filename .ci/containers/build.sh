@@ -35,6 +35,22 @@ for d in "${dirs[@]}"; do
     done
 done
 
+# metapredict publishes only a source archive and the images carry no compiler: its wheel is
+# built once on the host (the same cp311 ABI and Debian glibc as the image) and handed to the
+# build through containers/wheels/, like the torch wheel
+mp_version=$(sed -n 's/^metapredict==//p' constraints.txt)
+if [ -n "$mp_version" ] && ! ls containers/wheels/metapredict-"$mp_version"-*.whl >/dev/null 2>&1; then
+    found=""
+    for d in "${dirs[@]}"; do
+        for w in "$d"/metapredict-"$mp_version"-cp311-*.whl; do
+            [ -f "$w" ] && { ln -f "$w" containers/wheels/ 2>/dev/null || cp -f "$w" containers/wheels/; found=1; }
+        done
+    done
+    [ -n "$found" ] || nice -n 15 python3 -m pip wheel --quiet --disable-pip-version-check --no-deps \
+        --wheel-dir containers/wheels "metapredict==$mp_version" >&2
+    echo "build.sh: using a host-built wheel of metapredict $mp_version" >&2
+fi
+
 secret=()
 [ -s "$NESSCAN_CA_BUNDLE" ] && secret=(--secret "id=extra_ca,src=$NESSCAN_CA_BUNDLE")
 

@@ -19,7 +19,16 @@ mapfile -t deps < <("$py" -c '
 import sys, tomllib
 print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]))' "$NESSCAN_REPO/pyproject.toml")
 mkdir -p "$dir"
+# dependencies published as source only (metapredict 3.1.1 has no wheel on PyPI): built into
+# wheels here once, then found by the download below through --find-links
+for sdist_only in metapredict; do
+    if ! ls "$dir"/"$sdist_only"-*.whl >/dev/null 2>&1; then
+        nice -n 15 "$py" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$dir" \
+            -c "$NESSCAN_REPO/constraints.txt" "$sdist_only" >&2
+    fi
+done
 nice -n 15 "$py" -m pip download --quiet --disable-pip-version-check --only-binary=:all: --dest "$dir" \
+    --find-links "$dir" \
     -c "$NESSCAN_REPO/constraints.txt" \
     "pip==$(pin PIP_VERSION)" "setuptools==$(pin SETUPTOOLS_VERSION)" "wheel==$(pin WHEEL_VERSION)" "${deps[@]}" >&2
 echo "$dir"
