@@ -18,6 +18,11 @@ from nesscan.store import EmbeddingReader, EmbeddingWriter, read_meta
 from nesscan.window_score import pick_candidates, score_many, score_windows, window_bounds
 
 
+
+def _counts(result: dict) -> dict:
+    """run_embed's counts (without the list of skipped records, empty without --skip-invalid)."""
+    return {k: v for k, v in result.items() if k != "skipped_records"}
+
 def _tsv(path):
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt") as fh:
@@ -98,7 +103,7 @@ def test_hdf5_layout_and_resume(tmp_path):
     out = str(tmp_path / "e.h5")
     emb = BuiltinEmbedder()
     r1 = run_embed(fasta, out, emb, progress=False)
-    assert r1 == {"proteins": 4, "embedded": 4, "reused": 0}
+    assert _counts(r1) == {"proteins": 4, "embedded": 4, "reused": 0} and r1["skipped_records"] == ()
     meta = read_meta(out)
     assert meta["embedder"] == "builtin" and meta["dimension"] == emb.dim and meta["complete"]
     with h5py.File(out) as f:
@@ -110,7 +115,7 @@ def test_hdf5_layout_and_resume(tmp_path):
     changed = (recs[1][0], recs[1][1][::-1])
     fasta2 = write_fasta(tmp_path / "b.fasta", [recs[0], changed, recs[2], recs[3], recs[4], recs[5]])
     r2 = run_embed(fasta2, out, emb, progress=False)
-    assert r2 == {"proteins": 6, "embedded": 3, "reused": 3}
+    assert _counts(r2) == {"proteins": 6, "embedded": 3, "reused": 3}
     got = {pid: (seq, a) for pid, seq, a in EmbeddingReader(out)}
     assert len(got) == 6 and got[changed[0]][0] == changed[1]
     np.testing.assert_array_equal(got[recs[0][0]][1], mtime_payload)
@@ -195,7 +200,7 @@ def test_embed_background_writes_equal_synchronous_writes(tmp_path, monkeypatch)
     for mode in (True, False):
         path = out[mode] = str(tmp_path / f"e-{mode}.h5")
         threads.clear()
-        assert run_embed(fasta, path, emb, progress=False, async_write=mode) == {"proteins": 40, "embedded": 40, "reused": 0}
+        assert _counts(run_embed(fasta, path, emb, progress=False, async_write=mode)) == {"proteins": 40, "embedded": 40, "reused": 0}
         assert threads == ({"nesscan-hdf5-writer"} if mode else {threading.current_thread().name})
         assert not os.path.exists(path + ".partial")
     _assert_same_h5(out[True], out[False])
@@ -251,7 +256,7 @@ def test_embed_writer_error_stops_the_run_and_is_raised(tmp_path, monkeypatch, f
         monkeypatch.setattr(EmbeddingWriter, "write", real_write)
         monkeypatch.setattr(emb, "embed_batch", real_embed)
         r = run_embed(fasta, paths[True], emb, progress=False)
-        assert r == {"proteins": 40, "embedded": 40 - (fail_at - 1), "reused": fail_at - 1} and read_meta(paths[True])["complete"]
+        assert _counts(r) == {"proteins": 40, "embedded": 40 - (fail_at - 1), "reused": fail_at - 1} and read_meta(paths[True])["complete"]
 
 
 def test_embed_error_while_embedding_keeps_what_was_written(tmp_path, monkeypatch):
