@@ -13,6 +13,11 @@ from .fasta import DEFAULT_MAX_LENGTH
 
 log = logging.getLogger("nesscan")
 
+# scikit-learn imports joblib, which at import probes for a multiprocessing semaphore and warns on
+# stderr when it cannot make one (a full disk, a file-size limit): nesscan never uses joblib's
+# process pools, so the probe is switched off and errors stay one line
+os.environ.setdefault("JOBLIB_MULTIPROCESSING", "0")
+
 EMBEDDER_HELP = (
     "builtin (default: BLOSUM62 + physico-chemical scales + one-hot + local context, no weights "
     "needed) or an ESM-2 model: esm2_t6_8M_UR50D, esm2_t12_35M_UR50D, esm2_t30_150M_UR50D, "
