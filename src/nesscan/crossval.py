@@ -19,13 +19,13 @@ anything applied to them. The shipped model applies the same fits and rules to a
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 import numpy as np
 
 from . import calibrate, scoring
+from .fitting import example_windows, fit_trees, fit_window_model, raw_outputs
 from .train_metrics import (calls_at, localisation_metrics, phi_metrics, protein_aucs, summarise_folds)
 
 log = logging.getLogger("nesscan.train")
@@ -68,8 +68,6 @@ def window_model_scores(arch: str, out: dict, stack: dict | None) -> np.ndarray:
 
 
 def _examples(records, cfg, seed_offset=1):
-    from .train import example_windows
-
     return example_windows(records, cfg, np.random.default_rng(cfg.seed + seed_offset), mutants=False)
 
 
@@ -160,8 +158,6 @@ def cross_validate(records, embs, mut, null_records, null_embs, dim, cfg, progre
     returns (under ``_final``) what the shipped model's fits need."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from .train import fit_window_model, raw_outputs
-
     arch = cfg.arch
     skf = StratifiedGroupKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed)
     splits = list(skf.split(records, [r.group for r in records], [r.cluster for r in records]))
@@ -179,7 +175,6 @@ def cross_validate(records, embs, mut, null_records, null_embs, dim, cfg, progre
         if cfg.tree_channels:  # the simplest learned baseline on the same folds: trees on one-hot + hydropathy
             from dataclasses import replace as _replace
 
-            from .train import fit_trees
             from .window_score import tree_features
 
             base_ch = list(cfg.tree_channels[:21])

@@ -1,364 +1,29 @@
-"""``nesscan train``: window examples from NES data, cluster-grouped CV, the shipped model.
+"""``nesscan train``: the shipped model from NES data, with its nested cluster-grouped CV.
 
-Examples (window size ``W``, default 20):
-* positives — every window that contains a known NES's hydrophobic core (first to last Φ
-  residue of ``hydrophobic_positions``; the span itself where none are listed);
-* negatives — random windows of CRM1 non-binders and bacterial controls, and windows of the
-  NES-annotated proteins that overlap none of their annotated NES ("other windows of the same
-  proteins": they teach ranking inside a protein, not protein composition);
-* hard negatives (``--phi-mutants``, seed idea) — the positive windows re-embedded after every
-  Φ residue is mutated to alanine.
-
-Splits are by ``cluster`` (mmseqs2 40 % identity) everywhere: the outer k-fold CV uses
-``StratifiedGroupKFold`` (stratified on the group), and early stopping uses a validation set
-of held-out clusters inside each training fold. Early stopping watches validation window
-ROC AUC. Seeds fix numpy, torch and the fold assignment; torch runs deterministic kernels.
+Drives :mod:`nesscan.fitting` (window examples, the network, the trees, the similarity
+references) and :mod:`nesscan.crossval` (the nested CV of the whole stack); imports go one way:
+``train -> crossval -> fitting``. The fitting names are re-exported here.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
-from tqdm import tqdm
 
-from . import __version__
-from . import protein_model, scoring
+from . import __version__, crossval, protein_model
 from .data import Record, data_checksum, load_dataset
 from .embedders import Embedder
-from .errors import NesscanError
-from .model import ModelCard, build, save
+from .fitting import (Examples, TrainConfig, WindowModel, _NetModel, build_examples, embed_records,  # noqa: F401
+                      example_windows, fit_classifier, fit_trees, fit_window_model, raw_outputs, set_seed,
+                      similarity_references, train_one, tree_channels)
+from .model import ModelCard, save
 from .window_score import pick_candidates
 
 log = logging.getLogger("nesscan.train")
-
-
-@dataclass
-class TrainConfig:
-    window: int = 20
-    arch: str = "stack"
-    net_arch: str = "cnn"  # the network of a stack
-    hparams: dict = field(default_factory=dict)
-    epochs: int = 30
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    patience: int = 5
-    seed: int = 0
-    folds: int = 5
-    neg_per_nonbinder: int = 30
-    neg_per_bacterial: int = 5
-    neg_per_annotated: int = 20
-    phi_mutants: bool = True
-    val_fraction: float = 0.15
-    tree_iterations: int = 200
-    tree_learning_rate: float = 0.1
-    tree_channels: list | None = None  # set from the embedder (tree_channels)
-    null_shuffles: int = 1  # composition-preserving shuffles per training protein for the background null
-
-
-def set_seed(seed: int) -> None:
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-# ----------------------------------------------------------------------------- examples
-
-
-def _core(span) -> tuple[int, int]:
-    if span.phi:
-        return min(span.phi), max(span.phi)
-    return span.start, span.end
-
-
-def _mutant(seq: str, records_spans) -> str:
-    s = list(seq)
-    for sp in records_spans:
-        for p in sp.phi:
-            if 1 <= p <= len(s):
-                s[p - 1] = "A"
-    return "".join(s)
-
-
-@dataclass
-class Examples:
-    X: torch.Tensor  # (N, W, D)
-    y: torch.Tensor  # (N,)
-    protein: list[str]
-    start0: list[int]
-    mutant: np.ndarray  # bool
-
-
-def example_windows(records: list[Record], cfg: TrainConfig, rng: np.random.Generator,
-                    mutants: bool) -> list[tuple[str, int, float, bool]]:
-    """(protein id, 0-based window start, label, from the Φ->A mutant) for every example."""
-    W = cfg.window
-    out = []
-    for r in records:
-        L = len(r.sequence)
-        if L < W:
-            continue
-        if r.group == "nes_annotated" and r.spans:
-            pos_starts = set()
-            for sp in r.spans:
-                lo, hi = _core(sp)
-                pos_starts.update(range(max(1, hi - W + 1), min(lo, L - W + 1) + 1))
-            for s in sorted(pos_starts):
-                out.append((r.id, s - 1, 1.0, False))
-                if mutants:
-                    out.append((r.id, s - 1, 0.0, True))
-            covered = np.zeros(L + 2, dtype=bool)
-            for sp in r.spans:
-                covered[max(1, sp.start - 3) : min(L, sp.end + 3) + 1] = True
-            free = [s for s in range(1, L - W + 2) if not covered[s : s + W].any()]
-            if free:
-                pick = rng.choice(free, size=min(cfg.neg_per_annotated, len(free)), replace=False)
-                out.extend((r.id, int(s) - 1, 0.0, False) for s in sorted(pick))
-        elif r.group in ("crm1_nonbinder", "bacterial_control"):
-            n = cfg.neg_per_nonbinder if r.group == "crm1_nonbinder" else cfg.neg_per_bacterial
-            starts = rng.choice(L - W + 1, size=min(n, L - W + 1), replace=False)
-            out.extend((r.id, int(s0), 0.0, False) for s0 in sorted(starts))
-    return out
-
-
-def build_examples(records: list[Record], embs: dict[str, np.ndarray], mutant_embs: dict[str, np.ndarray],
-                   cfg: TrainConfig, rng: np.random.Generator) -> Examples:
-    ex = example_windows(records, cfg, rng, mutants=cfg.phi_mutants)
-    ex = [e for e in ex if not e[3] or e[0] in mutant_embs]
-    W = cfg.window
-    xs = [(mutant_embs if m else embs)[pid][s0 : s0 + W] for pid, s0, _, m in ex]
-    X = torch.as_tensor(np.stack(xs)) if xs else torch.zeros((0, W, 1))
-    return Examples(X, torch.tensor([e[2] for e in ex], dtype=torch.float32), [e[0] for e in ex], [e[1] for e in ex],
-                    np.array([e[3] for e in ex], dtype=bool))
-
-
-# ----------------------------------------------------------------------------- training
-
-
-def _auc(y, s) -> float:
-    y = np.asarray(y)
-    if len(np.unique(y)) < 2:
-        return float("nan")
-    return float(roc_auc_score(y, s))
-
-
-@torch.inference_mode()
-def _predict(net, X: torch.Tensor, batch: int = 4096) -> np.ndarray:
-    net.eval()
-    mask = torch.ones(X.shape[:2], dtype=torch.bool)
-    out = [torch.sigmoid(net(X[i : i + batch], mask[i : i + batch])) for i in range(0, len(X), batch)]
-    return torch.cat(out).numpy() if out else np.zeros(0)
-
-
-def fit_classifier(train: Examples, val: Examples | None, dim: int, cfg: TrainConfig, epochs: int | None = None,
-                   progress: bool = False):
-    """Train one classifier; early-stops on ``val`` window AUC, or runs ``epochs`` epochs."""
-    set_seed(cfg.seed)
-    card = ModelCard("?", dim, cfg.window, 0, cfg.arch, dict(cfg.hparams))
-    net = build(card)
-    flat = train.X.reshape(-1, train.X.shape[-1])
-    net.norm_in.mean.copy_(flat.mean(0))
-    net.norm_in.std.copy_(flat.std(0).clamp(min=1e-4))
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    n_pos = float(train.y.sum())
-    pos_weight = torch.tensor((len(train.y) - n_pos) / max(n_pos, 1.0))
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    mask_full = torch.ones((cfg.batch_size, cfg.window), dtype=torch.bool)
-    best_auc, best_state, best_epoch, stale = -1.0, None, 0, 0
-    history = []
-    n_epochs = epochs or cfg.epochs
-    for epoch in range(1, n_epochs + 1):
-        net.train()
-        perm = torch.randperm(len(train.y), generator=gen)
-        total = 0.0
-        for i in range(0, len(perm), cfg.batch_size):
-            idx = perm[i : i + cfg.batch_size]
-            logits = net(train.X[idx], mask_full[: len(idx)])
-            loss = loss_fn(logits, train.y[idx])
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        rec = {"epoch": epoch, "loss": total / len(perm)}
-        if val is not None and epochs is None:
-            auc = _auc(val.y.numpy(), _predict(net, val.X))
-            rec["val_auc"] = auc
-            if auc > best_auc + 1e-4:
-                best_auc, best_epoch, stale = auc, epoch, 0
-                best_state = {k: v.clone() for k, v in net.state_dict().items()}
-            else:
-                stale += 1
-        history.append(rec)
-        if progress:
-            log.info("epoch %d %s", epoch, json.dumps(rec))
-        if val is not None and epochs is None and stale >= cfg.patience:
-            break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    else:
-        best_epoch = n_epochs
-    net.eval()
-    return net, {"best_epoch": best_epoch, "best_val_auc": best_auc if best_state is not None else None,
-                 "history": history}
-
-
-# ----------------------------------------------------------------------------- evaluation
-
-
-class _NetModel:
-    """Duck-typed LoadedModel for scoring with an in-memory network."""
-
-    def __init__(self, net, window):
-        self.net, self.window = net, window
-
-
-@dataclass
-class WindowModel:
-    """A fitted window model: the network and/or the trees, and the similarity references."""
-
-    arch: str
-    window: int
-    net: torch.nn.Module | None
-    booster: object | None
-    trees: dict | None  # exported arrays (nesscan.gbm.export)
-    channels: list[int] | None
-    refs: dict
-    info: dict
-
-
-def tree_channels(embedder_name: str, dim: int, context: bool) -> list[int]:
-    """Per-residue channels the trees read: one-hot identity (20) and Kyte-Doolittle hydropathy of
-    the built-in embedder, plus the disorder channels (the last two) when present."""
-    if embedder_name != "builtin":
-        raise NesscanError("the gbm and stack window models read the built-in embedder's channels; "
-                           "use --arch cnn (or transformer, mlp) with ESM-2")
-    from .embedders import KD_COLUMN
-
-    chans = list(range(20)) + [KD_COLUMN]
-    return chans + ([dim - 2, dim - 1] if context else [])
-
-
-def fit_trees(records, embs, mut, cfg: TrainConfig, channels: list[int]):
-    """Gradient-boosted trees on the window examples (Φ->A mutants included as negatives)."""
-    from . import gbm
-    from .window_score import tree_features
-
-    rng = np.random.default_rng(cfg.seed)
-    ex = example_windows(records, cfg, rng, mutants=cfg.phi_mutants)
-    ex = [e for e in ex if not e[3] or e[0] in mut]
-    feats: dict[tuple[str, bool], np.ndarray] = {}
-    X = np.empty((len(ex), cfg.window * len(channels)))
-    for n, (pid, s0, _, m) in enumerate(ex):
-        key = (pid, m)
-        if key not in feats:
-            feats[key] = tree_features((mut if m else embs)[pid], channels, cfg.window)
-        X[n] = feats[key][s0]
-    y = np.array([e[2] for e in ex])
-    clf = gbm.fit(X, y, seed=cfg.seed, max_iter=cfg.tree_iterations, learning_rate=cfg.tree_learning_rate)
-    arrays = gbm.export(clf)
-    return gbm.Booster(arrays), arrays
-
-
-def fit_window_model(records, embs, mut, dim, cfg: TrainConfig, progress=False) -> WindowModel:
-    from dataclasses import replace
-
-    from .model import net_arch
-
-    arch = net_arch(ModelCard("?", dim, cfg.window, 0, cfg.arch, {}, net_arch=cfg.net_arch))
-    net, info, refs = None, {}, None
-    if arch is not None:
-        net, info, refs = train_one(records, embs, mut, dim, replace(cfg, arch=arch), progress=progress)
-    booster = arrays = None
-    if cfg.arch in ("gbm", "stack"):
-        booster, arrays = fit_trees(records, embs, mut, cfg, cfg.tree_channels)
-        if refs is None:
-            refs = similarity_references(records, embs, mut, cfg)
-    return WindowModel(cfg.arch, cfg.window, net, booster, arrays, cfg.tree_channels, refs, info)
-
-
-def similarity_references(records, embs, mut, cfg: TrainConfig) -> dict:
-    """Reference windows for the similarity component: training positives vs real negatives
-    (Φ mutants excluded: they are near-copies of the positives)."""
-    tr, _ = _split_val(records, cfg.val_fraction, cfg.seed)
-    ex = build_examples(tr, embs, mut, cfg, np.random.default_rng(cfg.seed))
-    pooled = ex.X.numpy().mean(1).astype(np.float64)
-    ypos = ex.y.numpy() == 1
-    return scoring.fit_centroids(pooled[ypos], pooled[~ypos & ~ex.mutant], seed=cfg.seed)
-
-
-def raw_outputs(wm: WindowModel, records, embs, window: int) -> dict[str, dict]:
-    """Per record: the network's window probabilities and/or the trees' logits, motif features
-    and raw similarity."""
-    from .window_score import net_scores, tree_features
-
-    out = {}
-    for i in range(0, len(records), 64):
-        chunk = records[i : i + 64]
-        nets = net_scores(_NetModel(wm.net, window), [embs[r.id] for r in chunk]) if wm.net is not None else [None] * len(chunk)
-        for r, nn in zip(chunk, nets):
-            e = embs[r.id]
-            out[r.id] = {
-                "net": nn,
-                "tree": wm.booster.raw(tree_features(e, wm.channels, window)) if wm.booster is not None else None,
-                "mf": scoring.window_motif_features(r.sequence, window),
-                "sr": scoring.similarity_raw(scoring.pooled_windows(e, window), wm.refs),
-            }
-    return out
-
-
-def embed_records(records: list[Record], embedder: Embedder, progress: bool = True, mutants: bool = True):
-    """Embeddings of the records and (``mutants``) of their Φ->A mutants, in batches of 64
-    sequences sorted by length."""
-    embs, mut = {}, {}
-    seqs = {r.id: r.sequence for r in records}
-    muts = {r.id: _mutant(r.sequence, r.spans) for r in records
-            if mutants and r.group == "nes_annotated" and r.spans}
-    jobs = [(k, s, embs) for k, s in seqs.items()] + [(k, s, mut) for k, s in muts.items()]
-    jobs.sort(key=lambda j: len(j[1]))
-    bar = tqdm(total=len(jobs), desc=f"embed[{embedder.name}]", unit="prot", disable=not progress)
-    step = 64
-    for i in range(0, len(jobs), step):
-        chunk = jobs[i : i + step]
-        for (k, _, target), a in zip(chunk, embedder.embed_batch([j[1] for j in chunk])):
-            target[k] = a
-        bar.update(len(chunk))
-    bar.close()
-    return embs, mut
-
-
-def _split_val(records: list[Record], frac: float, seed: int):
-    rng = np.random.default_rng(seed + 7)
-    clusters = sorted({r.cluster for r in records})
-    rng.shuffle(clusters)
-    n_val = max(1, int(round(frac * len(clusters))))
-    val_c = set(clusters[:n_val])
-    return [r for r in records if r.cluster not in val_c], [r for r in records if r.cluster in val_c]
-
-
-def train_one(records, embs, mut, dim, cfg: TrainConfig, progress=False):
-    """Classifier (early-stopped on held-out clusters) and similarity references."""
-    rng = np.random.default_rng(cfg.seed)
-    tr, va = _split_val(records, cfg.val_fraction, cfg.seed)
-    ex_tr = build_examples(tr, embs, mut, cfg, rng)
-    ex_va = build_examples(va, embs, mut, cfg, rng)
-    net, info = fit_classifier(ex_tr, ex_va, dim, cfg, progress=progress)
-    info.update({"n_train_windows": len(ex_tr.y), "n_train_positive": int(ex_tr.y.sum()),
-                 "n_val_windows": len(ex_va.y)})
-    # reference windows for the similarity component: training positives vs real negatives
-    # (Φ mutants excluded: they are near-copies of the positives)
-    pooled = ex_tr.X.numpy().mean(1).astype(np.float64)
-    ypos = ex_tr.y.numpy() == 1
-    refs = scoring.fit_centroids(pooled[ypos], pooled[~ypos & ~ex_tr.mutant], seed=cfg.seed)
-    return net, info, refs
 
 
 def null_records(records: list[Record], cfg: TrainConfig) -> list[Record]:
@@ -385,8 +50,6 @@ def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, 
     """Train the window model, the stack, the fusion, the background null (E-values) and the
     protein model; with ``cv``, every figure of the model card from nested cluster-grouped CV."""
     from dataclasses import replace
-
-    from . import calibrate, crossval
 
     set_seed(cfg.seed)
     torch_threads = torch.get_num_threads()
@@ -435,7 +98,7 @@ def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, 
     outs = raw_outputs(wm, records, embs, cfg.window)
     if metrics is not None:
         fin = metrics.pop("_final")
-        oof_outs, fold_of = fin["outs"], fin["fold_of"]
+        oof_outs = fin["outs"]
         stack = crossval._stack_for(records, oof_outs, cfg) if cfg.arch == "stack" else None
         shrink, shrink_table = fin["shrink_final"]
         metrics["fusion_shrinkage"].update({"final": shrink, "final_table": shrink_table})
@@ -482,7 +145,6 @@ def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, 
                      context=getattr(embedder, "context", "none"), net_arch=cfg.net_arch if cfg.arch == "stack" else "")
     save(wm.net, card, outdir, references=wm.refs, trees={**(wm.trees or {}), **protein_trees})
     log.info("saved model to %s", outdir)
-    _ = calibrate
     return card.to_json()
 
 
