@@ -438,8 +438,9 @@ def test_bad_fasta_fails_with_the_tools_error(tmp_path):
     bad = tmp_path / "bad.fasta"
     bad.write_text(">ok1\nMKVLLAGLDI\n>broken\nMKV1LLA\n")
     env = nf_env(tmp_path / "nxf_home")
-    r = run_pipeline("-profile", "test,local_env", "--input", bad, "--outdir", tmp_path / "results", cwd=tmp_path, env=env,
-                     timeout=300)
+    # the pipeline skips invalid records by default (issue 15); --skip_invalid false stops the run
+    r = run_pipeline("-profile", "test,local_env", "--input", bad, "--skip_invalid", "false",
+                     "--outdir", tmp_path / "results", cwd=tmp_path, env=env, timeout=300)
     assert r.returncode != 0
     lines = [line.strip() for line in r.output.splitlines() if "nesscan embed: error:" in line]
     assert lines, r.output[-4000:]
