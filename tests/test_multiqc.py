@@ -95,3 +95,10 @@ def test_general_stats_and_parsed_values(report):
     assert all(float(r["1.00"]) == pytest.approx(1.0) for r in roc)
     mj = json.loads((data / "multiqc_data.json").read_text())
     assert "nesscan_roc_plot" in json.dumps(mj)
+
+
+def test_mqc_column_order_is_the_report_s():
+    """write_predict_mqc reads list rows in nesscan.report's column order; the copies must agree."""
+    from nesscan import mqc, report as rep
+    assert mqc.PROTEIN_COLUMNS == rep.PROTEIN_COLUMNS
+    assert mqc.CANDIDATE_COLUMNS == rep.CANDIDATE_COLUMNS

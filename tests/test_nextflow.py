@@ -20,6 +20,9 @@ import sys
 
 import pytest
 
+# the tables' columns as `nesscan predict` writes them: the pipeline's must be the same
+from nesscan.report import CANDIDATE_COLUMNS, PROTEIN_COLUMNS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCHER = os.path.join(ROOT, ".ci", "nextflow", "nextflow")
 MAIN = os.path.join(ROOT, "main.nf")
@@ -30,9 +33,6 @@ MODULES = sorted(glob.glob(os.path.join(ROOT, "modules", "local", "*", "main.nf"
 TORCH_MODULES = ("embed", "window_score", "fuse", "evaluate", "explain")  # modules that run nesscan
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="java not installed: Nextflow cannot run")
-
-PROTEIN_COLUMNS = ["id", "length", "score", "nes_score", "best_start", "best_end", "best_sequence"]
-CANDIDATE_COLUMNS = ["id", "rank", "start", "end", "sequence", "score", "high_confidence"]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -49,9 +49,14 @@ import numpy as np
 
 GRID = np.round(np.linspace(0.0, 1.0, 101), 2)
 N_BINS = 10
-PROTEIN_COLUMNS = ["id", "length", "score", "nes_score", "best_start", "best_end", "best_sequence", "n_candidates"]
-CANDIDATE_COLUMNS = ["id", "rank", "start", "end", "sequence", "score", "high_confidence", "nn_score", "motif_score",
-                     "similarity_score", "fused_score", "motif_class", "phi_positions", "accessibility", "plddt"]
+# the column order of nesscan.report's proteins.tsv / candidates.tsv (rows may come as lists in that
+# order); kept here so that this module does not import the scoring stack (tests/test_multiqc.py
+# checks that the two agree)
+PROTEIN_COLUMNS = ["id", "length", "score", "nes_score", "min_evalue", "best_start", "best_end", "best_sequence",
+                   "n_high_confidence"]
+CANDIDATE_COLUMNS = ["id", "rank", "start", "end", "sequence", "score", "evalue", "qvalue", "high_confidence",
+                     "nn_score", "motif_score", "similarity_score", "fused_score", "motif_class", "phi_positions",
+                     "window_start", "window_end", "accessibility", "plddt"]
 SCORE_NAMES = {"score": "score", "nes_score": "nes_score", "baseline_composition_length": "baseline (composition+length)"}
 EVALUATE_PARENT = {"parent_id": "nesscan_evaluate", "parent_name": "nesscan evaluate",
                    "parent_description": "NES prediction accuracy from <code>nesscan evaluate</code>. Protein-level "
@@ -430,10 +435,7 @@ def _as_dicts(rows: Sequence, columns: list[str]) -> list[dict]:
     out = []
     for r in rows:
         if isinstance(r, Mapping):
-            d = dict(r)
-            if "n_candidates" not in d and "n_high_confidence" in d:
-                d["n_candidates"] = d["n_high_confidence"]
-            out.append(d)
+            out.append(dict(r))
         else:
             out.append(dict(zip(columns, r)))
     return out
