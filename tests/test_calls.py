@@ -65,7 +65,8 @@ def calls_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("calls")
     p = _hand_made(str(d / "in"))
     out = str(d / "out")
-    m = run_evaluate(p["proteins"], p["labels"], out, candidates=p["candidates"], spans=p["spans"], name="hand")
+    m = run_evaluate(p["proteins"], p["labels"], out, candidates=p["candidates"], spans=p["spans"], name="hand",
+                     max_evalue=0.01)
     return p, out, m
 
 
@@ -244,3 +245,27 @@ def test_real_multiqc_parses_the_call_sections(calls_run, tmp_path):
     assert float(table["shuffled"]["false_calls"]) == pytest.approx(0.75)
     assert float(table["crm1_nonbinder"]["call_rate"]) == pytest.approx(0.5)
     assert float(table["known NES spans"]["span_recall"]) == pytest.approx(1 / 3, abs=1e-5)
+
+
+def test_default_cutoff_is_the_model_card_s(tmp_path):
+    """Without --max-evalue, evaluate reports calls at the cutoff predict used: the card's of
+    --model (default: the shipped model's)."""
+    from nesscan.registry import card_max_evalue
+
+    shipped = card_max_evalue()
+    assert 0 < shipped < 1
+    p = _hand_made(str(tmp_path / "in"))
+    r = run_cli("evaluate", "-p", p["proteins"], "-l", p["labels"], "-c", p["candidates"], "-o", tmp_path / "a", "-q")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["calls"]["max_evalue"] == pytest.approx(shipped)
+    model = tmp_path / "my-model"
+    model.mkdir()
+    (model / "model.json").write_text(json.dumps({"calibration": {"max_evalue": 1.0}}))
+    r = run_cli("evaluate", "-p", p["proteins"], "-l", p["labels"], "-c", p["candidates"], "-s", p["spans"],
+                "-o", tmp_path / "b", "--model", model, "-q")
+    assert r.returncode == 0, r.stderr
+    c = json.loads((tmp_path / "b" / "metrics.json").read_text())["calls"]
+    assert c["max_evalue"] == 1.0 and c["at_max_evalue"]["span_recall"] == pytest.approx(2 / 3)
+    r = run_cli("evaluate", "-p", p["proteins"], "-l", p["labels"], "-o", tmp_path / "c", "--model", tmp_path / "none")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "model" in r.stderr and "not found" in r.stderr
+    assert not (tmp_path / "c").exists()

@@ -57,16 +57,15 @@ def test_gzipped_proteome_with_rna_is_skipped_and_counted(tmp_path, request):
     proteins = read_tsv(out / "proteins.tsv")
     assert [row["id"] for row in proteins] == [p for p, _ in recs]
     skipped = glob.glob(str(out / "skipped" / "*.skipped.tsv"))
-    assert len(skipped) == 1, skipped
+    assert skipped == [str(out / "skipped" / "mixed.skipped.tsv")], skipped  # one per sample, named after it
     rows = read_tsv(skipped[0])
     assert [row["id"] for row in rows] == ["rna_one", "rna_two"]
     assert all("nucleotide" in row["reason"] and row["chunk"].endswith(("chunk00001", "chunk00002")) for row in rows)
     stats = glob.glob(str(out / "multiqc" / "multiqc_data" / "multiqc_general_stats.txt"))
     assert stats, os.listdir(out / "multiqc")
-    text = open(stats[0]).read()
-    assert "skipped_records" in text
-    sample_row = [line for line in text.splitlines() if line.startswith("mixed")]
-    assert sample_row and "\t2" in sample_row[0], text
+    stats = {row["Sample"]: row for row in read_tsv(stats[0])}
+    assert set(stats) == {"mixed"}, stats  # one row per sample, none for anything else
+    assert [float(v) for k, v in stats["mixed"].items() if k.endswith("nesscan_skipped")] == [2.0], stats
     # the same input with --skip_invalid false stops with the tool's error naming the record
     r = run_pipeline("-profile", "local_env", "-c", _limits(tmp_path), "--input", fasta, "--chunk_size", 4,
                      "--skip_invalid", "false", "--outdir", tmp_path / "strict", *extra, cwd=tmp_path, env=env,

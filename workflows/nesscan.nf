@@ -52,18 +52,9 @@ workflow NESSCAN {
     // Skip and report (--skip_invalid, on by default): the records each sample's chunks left
     // out, listed in skipped/<sample>.skipped.tsv and counted in MultiQC's General Statistics
     //
-    ch_skipped = EMBED.out.skipped.map { meta, tsv -> [ meta, tsv.readLines().drop(1) ] }
-    ch_skipped
-        .map { meta, rows -> [ "${meta.run}.skipped.tsv", rows.collect { "${meta.id}\t${it}\n" }.join('') ] }
+    EMBED.out.skipped
+        .map { meta, tsv -> [ "${meta.sample.id}.skipped.tsv", tsv.readLines().drop(1).collect { "${meta.id}\t${it}\n" }.join('') ] }
         .collectFile(storeDir: "${params.outdir}/skipped", sort: true, seed: "chunk\tid\tline\treason\n")
-    ch_multiqc_files = ch_multiqc_files.mix(
-        ch_skipped
-            .map { meta, rows -> [ meta.run, rows.size() ] }
-            .groupTuple()
-            .map { run, counts -> "${run}\t${counts.sum()}" }
-            .collectFile(name: 'nesscan_skipped_mqc.tsv', newLine: true, sort: true,
-                         seed: file("${projectDir}/assets/nesscan_skipped_mqc_header.txt").text.trim())
-    )
 
     WINDOW_SCORE ( EMBED.out.embeddings, model )
     ch_versions = ch_versions.mix(WINDOW_SCORE.out.versions.first())
@@ -110,7 +101,8 @@ workflow NESSCAN {
             .join(ch_fasta, failOnMismatch: true)
             .join(ch_labels, failOnMismatch: true)
             .filter { meta, proteins, candidates, fasta, labels -> labels },
-        params.nes_spans ? file(params.nes_spans, checkIfExists: true) : []
+        params.nes_spans ? file(params.nes_spans, checkIfExists: true) : [],
+        model  // its card's E-value cutoff, the one FUSE called high confidence at
     )
     ch_versions = ch_versions.mix(EVALUATE.out.versions)
     ch_multiqc_files = ch_multiqc_files.mix(EVALUATE.out.mqc.flatten())

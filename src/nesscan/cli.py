@@ -264,9 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tsne-max", type=_positive_int, default=3000, help="windows sampled for the t-SNE (default: 3000)")
     p.add_argument("--folds", type=_positive_int, default=5, help="baseline cross-validation folds (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the baseline CV and t-SNE (default: 0)")
-    p.add_argument("--max-evalue", type=float, default=0.01, metavar="X",
+    p.add_argument("--max-evalue", type=float, default=None, metavar="E",
                    help="E-value cutoff at which calls are reported (predictions with an evalue column: call rate "
-                        "per group, span recall, candidate precision, false calls per protein; default: 0.01)")
+                        "per group, span recall, candidate precision, false calls per protein; default: the "
+                        "cutoff of --model's card, the one 'nesscan predict' called high_confidence at)")
+    p.add_argument("-m", "--model", default=None, metavar="NAME|DIR",
+                   help="the model that made the predictions, for its default E-value cutoff "
+                        "(default: the shipped model)")
     _add_common(p)
     return parser
 
@@ -338,7 +342,7 @@ def run(args) -> int:
         run_evaluate(args.proteins, args.labels, args.outdir, candidates=args.candidates, spans=args.spans,
                      enrichment=args.enrichment, fasta=args.fasta, windows=args.windows, embeddings=args.embeddings,
                      name=args.name, min_overlap=args.min_overlap, tsne_max=args.tsne_max, seed=args.seed,
-                     folds=args.folds, max_evalue=args.max_evalue)
+                     folds=args.folds, max_evalue=args.max_evalue, model=args.model)
     return 0
 
 

@@ -252,10 +252,16 @@ def run_evaluate(proteins: str, labels: str, outdir: str, candidates: str | None
                  enrichment: str | None = None, fasta: str | None = None, windows: str | None = None,
                  embeddings: str | None = None, name: str | None = None, min_overlap: int = 1,
                  tsne_max: int = 3000, seed: int = 0, folds: int = 5, plots: bool = True,
-                 max_evalue: float = MAX_EVALUE) -> dict:
+                 max_evalue: float | None = None, model: str | None = None) -> dict:
     """Read, check, evaluate; write ``metrics.json``, plots (PNG + SVG) and MultiQC content into
-    ``outdir`` all at once. Returns the metrics."""
+    ``outdir`` all at once. Returns the metrics. ``max_evalue`` None: the cutoff of ``model``'s
+    card (default: the shipped model), the one ``nesscan predict`` calls high confidence at."""
     from . import mqc
+    from .registry import card_max_evalue
+
+    if max_evalue is None:
+        max_evalue = card_max_evalue(model)
+        log.debug("E-value cutoff %g (model card of %s)", max_evalue, model or "the shipped model")
 
     if min_overlap < 1:
         raise NesscanError(f"--min-overlap must be >= 1, got {min_overlap}")

@@ -21,36 +21,11 @@ from .errors import NesscanError
 from .fasta import DEFAULT_MAX_LENGTH, iter_fasta, validate_fasta
 from .guard import outdir_lock
 from .model import LoadedModel, check_compatible, load
+from .registry import DEFAULT_MODEL, model_dirs, resolve_model  # noqa: F401  (re-exported)
 from .report import ResultWriter, default_max_evalue, score_and_rank  # noqa: F401  (re-exported)
 from .window_score import score_many
 
 log = logging.getLogger("nesscan.predict")
-
-DEFAULT_MODEL = "nesscan-builtin-v2"
-
-
-def model_dirs() -> list[str]:
-    here = os.path.dirname(os.path.abspath(__file__))
-    dirs = []
-    if os.environ.get("NESSCAN_MODELS"):
-        dirs.append(os.environ["NESSCAN_MODELS"])
-    dirs.append(os.path.normpath(os.path.join(here, "..", "..", "models")))  # source checkout / editable install
-    dirs.append(os.path.join(sys.prefix, "share", "nesscan", "models"))  # wheel install (data-files)
-    return dirs
-
-
-def resolve_model(name_or_path: str | None) -> str:
-    """A model directory from a path, or a name looked up in the shipped model folders."""
-    name_or_path = name_or_path or DEFAULT_MODEL
-    if os.path.exists(name_or_path):
-        return name_or_path
-    tried = []
-    for d in model_dirs():
-        p = os.path.join(d, name_or_path)
-        tried.append(p)
-        if os.path.exists(os.path.join(p, "model.json")):
-            return p
-    raise NesscanError(f"model '{name_or_path}' not found (tried the path itself and {', '.join(tried)})")
 
 
 def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights: str | None = None,

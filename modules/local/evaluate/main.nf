@@ -8,6 +8,7 @@ process EVALUATE {
     input:
     tuple val(meta), path(proteins), path(candidates), path(fasta), path(labels)
     path(spans)
+    path(model)
 
     output:
     tuple val(meta), path("${task.ext.prefix ?: meta.id}/metrics.json"), emit: metrics
@@ -22,6 +23,7 @@ process EVALUATE {
     def args      = task.ext.args ?: ''
     def prefix    = task.ext.prefix ?: "${meta.id}"
     def spans_arg = spans ? "--spans ${spans}" : ''
+    def model_arg = model ? "--model ${model}" : ''
     """
     export TORCH_HOME=\$PWD/.cache/torch HF_HOME=\$PWD/.cache/huggingface XDG_CACHE_HOME=\$PWD/.cache
     export MPLCONFIGDIR=\$PWD/.cache/matplotlib OMP_NUM_THREADS=${task.cpus} MKL_NUM_THREADS=${task.cpus}
@@ -35,6 +37,7 @@ process EVALUATE {
         --name ${meta.id} \\
         --quiet \\
         ${spans_arg} \\
+        ${model_arg} \\
         ${args}
 
     cat <<-END_VERSIONS > versions.yml
