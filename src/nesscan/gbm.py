@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 # the node record fields kept (scikit-learn's PREDICTOR_RECORD_DTYPE); the rest are rebuilt
+ROW_BLOCK = 512  # rows evaluated by all trees before the next rows (Booster.raw)
 _FIELDS = ("value", "feature_idx", "num_threshold", "missing_go_to_left", "left", "right", "is_leaf")
 
 
@@ -93,8 +94,15 @@ class Booster:
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected (n, {self.n_features}) features, got {X.shape}")
         out = np.full(X.shape[0], self.baseline, dtype=np.float64)
-        for t in self._trees:
-            out += t.predict(X, self._known, self._fmap, n_threads)
+        # every tree over a block of rows that stays in the CPU cache, block after block: tree
+        # after tree over all rows re-reads the whole feature matrix from memory once per tree
+        # (2-2.5x slower measured, 200 trees, 460 features); the sums are the same, in the
+        # same order
+        for start in range(0, X.shape[0], ROW_BLOCK):
+            xb = X[start : start + ROW_BLOCK]
+            acc = out[start : start + ROW_BLOCK]
+            for t in self._trees:
+                acc += t.predict(xb, self._known, self._fmap, n_threads)
         return out
 
     def proba(self, X: np.ndarray, n_threads: int = 1) -> np.ndarray:
