@@ -47,6 +47,7 @@ import numpy as np
 
 from . import __version__
 from .errors import NesscanError
+from .registry import FALLBACK_MAX_EVALUE, card_max_evalue
 from .evaluate_io import (Inputs, SpanRec, load_inputs, motif_family, read_candidates, read_enrichment,
                           read_labels, read_proteins, read_sequences, read_spans, read_table, read_windows)
 from .metrics import (BASELINE, THRESHOLDS, _curve_grid, _nan_to_none, baseline_oof,
@@ -58,7 +59,7 @@ from .plots import (SCORE_LABELS, WINDOW_CLASSES, plot_calibration, plot_calls, 
 
 log = logging.getLogger("nesscan.evaluate")
 
-MAX_EVALUE = 0.01
+MAX_EVALUE = FALLBACK_MAX_EVALUE  # evaluate()'s default; run_evaluate takes the model card's
 CALL_DEFINITIONS = {
     "called": "a candidate is called at cutoff E when its evalue <= E (only the top-k candidates per protein are "
               "listed); a protein is called when one of its candidates is",
@@ -257,7 +258,6 @@ def run_evaluate(proteins: str, labels: str, outdir: str, candidates: str | None
     ``outdir`` all at once. Returns the metrics. ``max_evalue`` None: the cutoff of ``model``'s
     card (default: the shipped model), the one ``nesscan predict`` calls high confidence at."""
     from . import mqc
-    from .registry import card_max_evalue
 
     if max_evalue is None:
         max_evalue = card_max_evalue(model)

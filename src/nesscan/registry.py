@@ -47,8 +47,13 @@ def card_max_evalue(name_or_path: str | None = None) -> float:
             raw = json.load(fh)
     except (OSError, ValueError) as e:
         raise NesscanError(f"model card {card} cannot be read: {e}") from None
-    cal = raw.get("calibration") if isinstance(raw, dict) else None
-    return float((cal or {}).get("max_evalue", FALLBACK_MAX_EVALUE))
+    return card_cutoff(raw if isinstance(raw, dict) else {})
 
 
-__all__ = ["DEFAULT_MODEL", "model_dirs", "resolve_model", "card_max_evalue"]
+def card_cutoff(raw: dict) -> float:
+    """The E-value cutoff stored in a parsed model card (``calibration.max_evalue``), else
+    ``FALLBACK_MAX_EVALUE`` for a card without a background null."""
+    return float((raw.get("calibration") or {}).get("max_evalue", FALLBACK_MAX_EVALUE))
+
+
+__all__ = ["DEFAULT_MODEL", "model_dirs", "resolve_model", "card_max_evalue", "card_cutoff"]

@@ -34,6 +34,7 @@ from urllib.parse import quote
 import numpy as np
 
 from . import calibrate, protein_model, scoring
+from .registry import card_cutoff
 from .window_score import pick_candidates
 
 PROTEIN_COLUMNS = ["id", "length", "score", "nes_score", "min_evalue", "best_start", "best_end", "best_sequence",
@@ -141,10 +142,9 @@ def default_max_evalue(m, max_evalue: float | None) -> float:
     else 0.01 for a model without one."""
     if max_evalue is not None:
         return float(max_evalue)
-    cal = m.raw.get("calibration") or {}
-    if not cal:
+    if not m.raw.get("calibration"):
         log.warning("model %s has no background null (calibration): no E-values, no high-confidence calls", m.path)
-    return float(cal.get("max_evalue", 0.01))
+    return card_cutoff(m.raw)
 
 
 def score_and_rank(m, pid: str, seq: str, emb, nn, top_k: int, max_evalue: float,
