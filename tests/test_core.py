@@ -380,6 +380,37 @@ def test_training_reproducible_with_seed(tiny_data, tmp_path):
     assert card["training"]["data_sha256"] and card["embedder"] == "builtin"
 
 
+def test_shuffled_hard_negatives_are_chance_motifs_of_the_fold_s_own_proteins(tiny_data):
+    from collections import Counter
+
+    from nesscan.calibrate import shuffle_sequence
+    from nesscan.data import load_dataset
+    from nesscan.fitting import HARD_GROUP, TrainConfig, example_windows, hard_shuffle_records, with_hard_negatives
+    from nesscan.motifs import kosugi_matches
+
+    recs = load_dataset(tiny_data)
+    cfg = TrainConfig(neg_per_shuffled=3)
+    hard = hard_shuffle_records(recs, cfg)
+    assert [h.id for h in hard] == [f"{r.id}|hard" for r in recs]
+    for r, h in zip(recs, hard):
+        assert Counter(h.sequence) == Counter(r.sequence) and h.cluster == r.cluster and h.label == 0
+        # never the background null's shuffle (seed + k)
+        assert h.sequence != shuffle_sequence(r.sequence, cfg.seed, r.id)
+    fold = recs[: len(recs) // 2]
+    with pytest.raises(NesscanError, match="not embedded"):
+        with_hard_negatives(fold, {}, cfg)
+    aug = with_hard_negatives(fold, {h.id: None for h in hard}, cfg)
+    assert {a.id for a in aug if a.group == HARD_GROUP} == {f"{r.id}|hard" for r in fold}  # this fold's only
+    assert with_hard_negatives(fold, {}, TrainConfig()) is fold  # off by default
+    ex = [e for e in example_windows(aug, cfg, np.random.default_rng(0), mutants=False) if e[0].endswith("|hard")]
+    assert ex and all(e[2] == 0.0 for e in ex)
+    seqs = {a.id: a.sequence for a in aug}
+    per = Counter(e[0] for e in ex)
+    assert max(per.values()) <= cfg.neg_per_shuffled
+    for pid, s0, _, _ in ex:  # each window holds a whole consensus match of the shuffle
+        assert any(s0 <= m.phi[0] and m.phi[-1] < s0 + cfg.window for m in kosugi_matches(seqs[pid], phi0=False))
+
+
 def test_cv_folds_never_share_a_cluster(tiny_data):
     from sklearn.model_selection import StratifiedGroupKFold
 

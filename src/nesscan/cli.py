@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=None, help="dropout (default: the architecture's)")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds; 0 skips CV (default: 5)")
     p.add_argument("--no-phi-mutants", action="store_true", help="do not add Φ->A mutants of positives as hard negatives")
+    p.add_argument("--neg-per-shuffled", type=int, default=0, metavar="N",
+                   help="negatives from a composition-preserving shuffle of each training protein: up to N windows "
+                        "centred on a chance consensus motif (default: 0)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     _add_esm(p)
@@ -329,7 +332,7 @@ def run(args) -> int:
         arch = args.arch or ("stack" if args.embedder == "builtin" else "cnn")
         cfg = TrainConfig(window=args.window, arch=arch, hparams=hp, epochs=args.epochs, lr=args.lr,
                           patience=args.patience, seed=args.seed, folds=max(args.folds, 2),
-                          phi_mutants=not args.no_phi_mutants)
+                          phi_mutants=not args.no_phi_mutants, neg_per_shuffled=args.neg_per_shuffled)
         emb = get_embedder(args.embedder, weights=args.weights, layer=args.layer, device=args.device,
                            context=args.context)
         archs = [a.strip() for a in args.compare_archs.split(",")] if args.compare_archs else None

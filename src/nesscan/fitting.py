@@ -9,7 +9,11 @@ Examples (window size ``W``, default 20):
   NES-annotated proteins that overlap none of their annotated NES ("other windows of the same
   proteins": they teach ranking inside a protein, not protein composition);
 * hard negatives (``--phi-mutants``, seed idea) — the positive windows re-embedded after every
-  Φ residue is mutated to alanine.
+  Φ residue is mutated to alanine;
+* shuffled hard negatives (``--neg-per-shuffled N``) — in a composition-preserving shuffle of
+  each training protein (a seed apart from the background null's), up to N windows that hold a
+  Kosugi consensus match: chance motifs with the protein's own composition, the null that the
+  E-values are measured against. They are drawn from the training fold's proteins only.
 
 Splits are by ``cluster`` (mmseqs2 40 % identity) everywhere: the outer k-fold CV uses
 ``StratifiedGroupKFold`` (stratified on the group), and early stopping uses a validation set
@@ -59,6 +63,32 @@ class TrainConfig:
     tree_learning_rate: float = 0.1
     tree_channels: list | None = None  # set from the embedder (tree_channels)
     null_shuffles: int = 1  # composition-preserving shuffles per training protein for the background null
+    neg_per_shuffled: int = 0  # consensus-motif windows per shuffled training protein, as negatives
+
+
+HARD_SHUFFLE_SALT = 1000  # seed offset of the training shuffles (the background null uses seed + k)
+HARD_GROUP = "shuffled_hard"
+
+
+def hard_shuffle_records(records: list[Record], cfg: TrainConfig) -> list[Record]:
+    """A composition-preserving shuffle of every record (``<id>|hard``, same cluster, group
+    ``shuffled_hard``); deterministic in ``cfg.seed`` and the id, and never the null's shuffle."""
+    from . import calibrate
+
+    return [Record(f"{r.id}|hard", calibrate.shuffle_sequence(r.sequence, cfg.seed + HARD_SHUFFLE_SALT, r.id),
+                   r.cluster, HARD_GROUP, 0) for r in records if r.group != HARD_GROUP]
+
+
+def with_hard_negatives(records: list[Record], embs: dict, cfg: TrainConfig) -> list[Record]:
+    """``records`` plus the shuffles of exactly these records (so a fold trains only on shuffles
+    of its own proteins) when ``cfg.neg_per_shuffled``; their embeddings must be in ``embs``."""
+    if not cfg.neg_per_shuffled:
+        return records
+    hard = hard_shuffle_records(records, cfg)
+    missing = [h.id for h in hard if h.id not in embs]
+    if missing:
+        raise NesscanError(f"{len(missing)} shuffled hard negatives were not embedded (e.g. {missing[0]})")
+    return records + hard
 
 
 def set_seed(seed: int) -> None:
@@ -119,6 +149,15 @@ def example_windows(records: list[Record], cfg: TrainConfig, rng: np.random.Gene
             if free:
                 pick = rng.choice(free, size=min(cfg.neg_per_annotated, len(free)), replace=False)
                 out.extend((r.id, int(s) - 1, 0.0, False) for s in sorted(pick))
+        elif r.group == HARD_GROUP:
+            # windows centred on a consensus match (Φ1..Φ4), at most one per window start
+            from .motifs import kosugi_matches
+
+            starts = sorted({s0 for m in kosugi_matches(r.sequence, phi0=False)
+                             for s0 in [min(max(0, (m.phi[0] + m.phi[-1]) // 2 - W // 2), L - W)]})
+            if starts:
+                pick = rng.choice(starts, size=min(cfg.neg_per_shuffled, len(starts)), replace=False)
+                out.extend((r.id, int(s0), 0.0, False) for s0 in sorted(pick))
         elif r.group in ("crm1_nonbinder", "bacterial_control"):
             n = cfg.neg_per_nonbinder if r.group == "crm1_nonbinder" else cfg.neg_per_bacterial
             starts = rng.choice(L - W + 1, size=min(n, L - W + 1), replace=False)
@@ -272,6 +311,7 @@ def fit_window_model(records, embs, mut, dim, cfg: TrainConfig, progress=False) 
     from .model import net_arch
 
     arch = net_arch(ModelCard("?", dim, cfg.window, 0, cfg.arch, {}, net_arch=cfg.net_arch))
+    records = with_hard_negatives(records, embs, cfg)
     net, info, refs = None, {}, None
     if arch is not None:
         net, info, refs = train_one(records, embs, mut, dim, replace(cfg, arch=arch), progress=progress)

@@ -18,8 +18,8 @@ from . import __version__, crossval, protein_model
 from .data import Record, data_checksum, load_dataset
 from .embedders import Embedder
 from .fitting import (Examples, TrainConfig, WindowModel, _NetModel, build_examples, embed_records,  # noqa: F401
-                      example_windows, fit_classifier, fit_trees, fit_window_model, raw_outputs, set_seed,
-                      similarity_references, train_one, tree_channels)
+                      example_windows, fit_classifier, fit_trees, fit_window_model, hard_shuffle_records, raw_outputs,
+                      set_seed, similarity_references, train_one, tree_channels)
 from .model import ModelCard, save
 from .window_score import pick_candidates
 
@@ -60,6 +60,9 @@ def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, 
     if cfg.arch in ("gbm", "stack") or compare_archs:
         cfg = replace(cfg, tree_channels=tree_channels(embedder.name, embedder.dim, context))
     embs, mut = embed_records(records, embedder, progress=progress)
+    if cfg.neg_per_shuffled:  # shuffled hard negatives; each fold uses the shuffles of its own proteins
+        hard_embs, _ = embed_records(hard_shuffle_records(records, cfg), embedder, progress=progress, mutants=False)
+        embs.update(hard_embs)
     nulls = null_records(records, cfg)
     null_embs, _ = embed_records(nulls, embedder, progress=progress, mutants=False)
     dim = embedder.dim
