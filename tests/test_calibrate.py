@@ -105,6 +105,27 @@ def test_trees_round_trip_exactly():
         gbm.Booster(bad)
 
 
+def test_few_rows_walk_in_python_exactly_as_the_compiled_walker():
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=600, n_features=12, random_state=3)
+    X[::7, 2] = np.nan  # missing values take each node's learned side
+    clf = gbm.fit(X, y, seed=0, max_iter=30)
+    b = gbm.Booster({k: np.array(v) for k, v in gbm.export(clf).items()})
+    many = b.raw(X)  # compiled (more than PYTHON_ROWS rows)
+    assert X.shape[0] > gbm.PYTHON_ROWS
+    for i in range(0, 40):
+        rows = X[i : i + 1 + i % gbm.PYTHON_ROWS]
+        assert np.array_equal(b.raw(rows), many[i : i + len(rows)])  # bit for bit
+    assert np.allclose(many, clf.decision_function(X), atol=1e-12)
+    # a threshold tie goes left in both walkers
+    nodes = b._py_nodes
+    split = int(np.flatnonzero(~nodes["is_leaf"].astype(bool))[0])
+    row = X[:1].copy()
+    row[0, nodes["feature_idx"][split]] = nodes["num_threshold"][split]
+    assert np.array_equal(b.raw(row), b.raw(np.repeat(row, gbm.PYTHON_ROWS + 1, 0))[:1])
+
+
 def test_trees_save_and_load_as_safetensors(tmp_path):
     from safetensors.numpy import load_file, save_file
     from sklearn.datasets import make_classification

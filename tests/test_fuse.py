@@ -61,6 +61,47 @@ def test_phi0_extension():
     assert cls == "1a+phi0" and phi == [2, 5, 9, 12, 14]
 
 
+def _annotate_phi_by_slicing(seq, start, end):
+    """The definition annotate_phi implements: scan the window and 8 residues either side."""
+    from nesscan.motifs import PHI
+    from nesscan.scoring import CLASS_PRIOR
+
+    lo, hi = start - 1, end - 1
+    sub_from = max(0, lo - 8)
+    sub = seq[sub_from : min(len(seq), hi + 9)]
+    best, best_key = None, None
+    for tolerant in (False, True):
+        for m in kosugi_matches(sub, at_tolerant=tolerant):
+            phi = [p + sub_from for p in m.phi]
+            core = phi[-4:]
+            if sum(lo <= p <= hi for p in core) < 3:
+                continue
+            base = m.motif_class.split("+")[0]
+            extra = len(phi) > 4
+            if base.endswith("R") and core[-1] + 3 < len(seq) and seq[core[-1] + 3] in PHI:
+                phi, extra = core + [core[-1] + 3], True
+            key = (not tolerant, CLASS_PRIOR.get(base, 0), extra, sum(seq[p] == "L" for p in phi),
+                   -abs((core[0] + core[-1]) / 2 - (lo + hi) / 2))
+            if best_key is None or key > best_key:
+                suffix = ("+phi0" if not base.endswith("R") else "+phi4'") if extra else ""
+                best, best_key = (base + ("-AT" if tolerant else "") + suffix, [p + 1 for p in phi]), key
+    return best if best else ("none", [])
+
+
+def test_annotate_phi_reads_the_protein_scan_as_a_scan_of_the_window_would():
+    # annotate_phi filters the whole protein's (cached) matches instead of scanning each window's
+    # neighbourhood (8 residues either side): the answers must be those of the scan
+    rng = random.Random(11)
+    n = 0
+    for _ in range(60):
+        seq = random_protein(rng, rng.randint(20, 160), "LLIVFMAATKKDEESQG")
+        for start in range(1, len(seq) - 18, 2):
+            got = annotate_phi(seq, start, start + 19)
+            assert got == _annotate_phi_by_slicing(seq, start, start + 19), (seq, start)
+            n += got[0] != "none"
+    assert n > 500  # the sequences are motif-rich: most windows hold a match
+
+
 def test_motif_tracks_and_window_features_agree():
     seq = "K" * 10 + PKI + "K" * 20
     tr = residue_motif_tracks(seq)

@@ -230,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neg-per-shuffled", type=int, default=0, metavar="N",
                    help="negatives from a composition-preserving shuffle of each training protein: up to N windows "
                         "centred on a chance consensus motif (default: 0)")
+    p.add_argument("--tree-iterations", type=_positive_int, default=200,
+                   help="boosting iterations (trees) of the gbm/stack window trees (default: 200)")
+    p.add_argument("--tree-learning-rate", type=float, default=0.1, help="their learning rate (default: 0.1)")
+    p.add_argument("--tree-leaves", type=_positive_int, default=31, help="leaves per tree at most (default: 31)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     _add_esm(p)
@@ -332,7 +336,9 @@ def run(args) -> int:
         arch = args.arch or ("stack" if args.embedder == "builtin" else "cnn")
         cfg = TrainConfig(window=args.window, arch=arch, hparams=hp, epochs=args.epochs, lr=args.lr,
                           patience=args.patience, seed=args.seed, folds=max(args.folds, 2),
-                          phi_mutants=not args.no_phi_mutants, neg_per_shuffled=args.neg_per_shuffled)
+                          phi_mutants=not args.no_phi_mutants, neg_per_shuffled=args.neg_per_shuffled,
+                          tree_iterations=args.tree_iterations, tree_learning_rate=args.tree_learning_rate,
+                          tree_max_leaf_nodes=args.tree_leaves)
         emb = get_embedder(args.embedder, weights=args.weights, layer=args.layer, device=args.device,
                            context=args.context)
         archs = [a.strip() for a in args.compare_archs.split(",")] if args.compare_archs else None

@@ -61,6 +61,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     tree_iterations: int = 200
     tree_learning_rate: float = 0.1
+    tree_max_leaf_nodes: int = 31
     tree_channels: list | None = None  # set from the embedder (tree_channels)
     null_shuffles: int = 1  # composition-preserving shuffles per training protein for the background null
     neg_per_shuffled: int = 0  # consensus-motif windows per shuffled training protein, as negatives
@@ -300,7 +301,8 @@ def fit_trees(records, embs, mut, cfg: TrainConfig, channels: list[int]):
             feats[key] = tree_features((mut if m else embs)[pid], channels, cfg.window)
         X[n] = feats[key][s0]
     y = np.array([e[2] for e in ex])
-    clf = gbm.fit(X, y, seed=cfg.seed, max_iter=cfg.tree_iterations, learning_rate=cfg.tree_learning_rate)
+    clf = gbm.fit(X, y, seed=cfg.seed, max_iter=cfg.tree_iterations, learning_rate=cfg.tree_learning_rate,
+                  max_leaf_nodes=cfg.tree_max_leaf_nodes)
     arrays = gbm.export(clf)
     return gbm.Booster(arrays), arrays
 

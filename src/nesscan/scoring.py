@@ -32,6 +32,8 @@ candidate (mean RSA < 0.25) is marked in ``accessibility`` for the user to judge
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .motifs import CLASSES, PHI, kosugi_matches, wregex_matches
@@ -91,7 +93,7 @@ def window_motif_features(seq: str, W: int) -> np.ndarray:
     L = len(seq)
     nW = n_windows(L, W)
     feats = np.zeros((nW, len(MOTIF_FEATURES)))
-    matches = kosugi_matches(seq, at_tolerant=False) + kosugi_matches(seq, at_tolerant=True)
+    matches = list(protein_matches(seq, False) + protein_matches(seq, True))
     if matches:
         starts = np.fromiter((m.phi[0] for m in matches), dtype=np.int64, count=len(matches))
         ends = np.fromiter((m.phi[-1] for m in matches), dtype=np.int64, count=len(matches))
@@ -262,26 +264,49 @@ def fuse_protein(seq: str, emb: np.ndarray, nn: np.ndarray, W: int, params: dict
     return component_scores(params, nn, window_motif_features(seq, W), similarity_raw(pooled_windows(emb, W), centroids))
 
 
+@lru_cache(maxsize=4)
+def protein_matches(seq: str, at_tolerant: bool) -> tuple:
+    """:func:`nesscan.motifs.kosugi_matches` of a whole protein, kept for the protein's
+    candidates (fusion scans each protein once; :func:`annotate_phi` then filters the matches
+    instead of scanning each candidate's neighbourhood again)."""
+    return tuple(kosugi_matches(seq, at_tolerant=at_tolerant))
+
+
+def _matches_within(seq: str, at_tolerant: bool, lo: int, hi: int):
+    """``(class, 0-based Φ positions)`` of the matches ``kosugi_matches(seq[lo:hi])`` would
+    give, shifted back to protein positions and in its order: the protein's matches whose core
+    lies in ``[lo, hi)``, with a Φ0 before ``lo`` dropped (the slice cannot see it)."""
+    for m in protein_matches(seq, at_tolerant):
+        phi = m.phi
+        core = phi[-4:]
+        if core[0] < lo or core[-1] >= hi:
+            continue
+        if len(phi) > 4 and phi[0] < lo:
+            yield m.motif_class.split("+")[0], core
+        else:
+            yield m.motif_class, phi
+
+
 def annotate_phi(seq: str, start: int, end: int) -> tuple[str, list[int]]:
     """Kosugi class and 1-based Φ positions of the best consensus match for the window
     [start, end] (1-based inclusive). A match qualifies when at least three of its four core Φ
-    residues (Φ1–Φ4) lie in the window; its Φ0 (forward classes: Φ0-x2-Φ1 or Φ0-x3-Φ1) or, for
-    reverse classes, the mirrored Φ after Φ4 is kept even just outside. Preference: strict over
-    A/T-tolerant, then the class's frequency among known NES, then an extra (fifth) Φ, then the
-    number of leucines at Φ positions, then closeness to the window centre.
-    ``("none", [])`` when nothing matches."""
+    residues (Φ1–Φ4) lie in the window; its Φ0 (forward classes: Φ0-x2-Φ1 or Φ0-x3-Φ1, looked
+    for up to 8 residues before the window) or, for reverse classes, the mirrored Φ after Φ4 is
+    kept even just outside. Preference: strict over A/T-tolerant, then the class's frequency
+    among known NES, then an extra (fifth) Φ, then the number of leucines at Φ positions, then
+    closeness to the window centre. ``("none", [])`` when nothing matches."""
     lo, hi = start - 1, end - 1
     sub_from = max(0, lo - 8)
-    sub = seq[sub_from : min(len(seq), hi + 9)]
+    sub_to = min(len(seq), hi + 9)
     best, best_key = None, None
     centre = (lo + hi) / 2
     for tolerant in (False, True):
-        for m in kosugi_matches(sub, at_tolerant=tolerant):
-            phi = [p + sub_from for p in m.phi]
+        for motif_class, phi in _matches_within(seq, tolerant, sub_from, sub_to):
+            phi = list(phi)
             core = phi[-4:]
             if sum(lo <= p <= hi for p in core) < 3:
                 continue
-            base = m.motif_class.split("+")[0]
+            base = motif_class.split("+")[0]
             extra = len(phi) > 4
             if base.endswith("R"):
                 after = core[-1] + 3

@@ -138,7 +138,7 @@ def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, 
         card_extra["stack"] = stack
     if wm.booster is not None:
         card_extra["trees"] = {"channels": wm.channels, "iterations": cfg.tree_iterations,
-                               "learning_rate": cfg.tree_learning_rate}
+                               "learning_rate": cfg.tree_learning_rate, "max_leaf_nodes": cfg.tree_max_leaf_nodes}
     card_extra["fusion"] = fusion_params
     card_extra["protein_model"] = protein_params
     if metrics is not None:
