@@ -411,6 +411,28 @@ def test_shuffled_hard_negatives_are_chance_motifs_of_the_fold_s_own_proteins(ti
         assert any(s0 <= m.phi[0] and m.phi[-1] < s0 + cfg.window for m in kosugi_matches(seqs[pid], phi0=False))
 
 
+def test_listwise_loss_is_the_softmax_mass_missed_by_a_protein_s_nes_windows():
+    from nesscan.fitting import Examples, _listwise_loss, _protein_lists
+
+    z = torch.tensor([2.0, 0.0, -1.0, 1.0, 3.0, 0.5, 0.0])  # the "network" reads channel 0 of residue 0
+    X = torch.zeros((7, 4, 2))
+    X[:, 0, 0] = z
+    y = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0])
+    prot = ["A", "A", "A", "B", "B", "B", "C"]  # C has no positive: not a list
+    mutant = np.array([False, False, True, False, False, False, False])  # a Φ->A mutant never competes
+    ex = Examples(X, y, prot, list(range(7)), mutant)
+    lists = _protein_lists(ex)
+    assert [i.tolist() for i, _ in lists] == [[0, 1], [3, 4, 5]] and [p.tolist() for _, p in lists][0] == [True, False]
+    net = lambda x, mask: x[:, 0, 0]  # noqa: E731
+    expect_a = -np.log(np.exp(2.0) / (np.exp(2.0) + np.exp(0.0)))
+    expect_b = -np.log((np.exp(3.0) + np.exp(0.5)) / (np.exp(1.0) + np.exp(3.0) + np.exp(0.5)))
+    got = float(_listwise_loss(net, ex, lists))
+    assert abs(got - (expect_a + expect_b) / 2) < 1e-6
+    X2 = X.clone()
+    X2[0, 0, 0] = -2.0  # A's NES window now ranks below its other window: the loss grows
+    assert float(_listwise_loss(net, Examples(X2, y, prot, list(range(7)), mutant), lists)) > got
+
+
 def test_cv_folds_never_share_a_cluster(tiny_data):
     from sklearn.model_selection import StratifiedGroupKFold
 

@@ -65,6 +65,7 @@ class TrainConfig:
     tree_channels: list | None = None  # set from the embedder (tree_channels)
     null_shuffles: int = 1  # composition-preserving shuffles per training protein for the background null
     neg_per_shuffled: int = 0  # consensus-motif windows per shuffled training protein, as negatives
+    listwise: float = 0.0  # weight of the within-protein listwise loss next to BCE (0: BCE only)
 
 
 HARD_SHUFFLE_SALT = 1000  # seed offset of the training shuffles (the background null uses seed + k)
@@ -210,6 +211,9 @@ def fit_classifier(train: Examples, val: Examples | None, dim: int, cfg: TrainCo
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     gen = torch.Generator().manual_seed(cfg.seed)
     mask_full = torch.ones((cfg.batch_size, cfg.window), dtype=torch.bool)
+    lists = _protein_lists(train) if cfg.listwise > 0 else []
+    list_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    list_order: list[int] = []
     best_auc, best_state, best_epoch, stale = -1.0, None, 0, 0
     history = []
     n_epochs = epochs or cfg.epochs
@@ -221,6 +225,11 @@ def fit_classifier(train: Examples, val: Examples | None, dim: int, cfg: TrainCo
             idx = perm[i : i + cfg.batch_size]
             logits = net(train.X[idx], mask_full[: len(idx)])
             loss = loss_fn(logits, train.y[idx])
+            if lists:
+                if not list_order:
+                    list_order = torch.randperm(len(lists), generator=list_gen).tolist()
+                chunk = [lists[list_order.pop()] for _ in range(min(LIST_CHUNK, len(list_order)))]
+                loss = loss + cfg.listwise * _listwise_loss(net, train, chunk)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -247,6 +256,40 @@ def fit_classifier(train: Examples, val: Examples | None, dim: int, cfg: TrainCo
     net.eval()
     return net, {"best_epoch": best_epoch, "best_val_auc": best_auc if best_state is not None else None,
                  "history": history}
+
+
+LIST_CHUNK = 8  # proteins in the listwise term of each BCE batch
+
+
+def _protein_lists(ex: Examples) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per NES protein with positive and negative windows (Φ->A mutants left out: they never
+    compete with real windows at prediction time): (example indices, positive mask)."""
+    by: dict[str, list[int]] = {}
+    for i, (pid, m) in enumerate(zip(ex.protein, ex.mutant)):
+        if not m:
+            by.setdefault(pid, []).append(i)
+    out = []
+    y = ex.y.numpy()
+    for pid in sorted(by):
+        idx = np.array(by[pid])
+        pos = y[idx] == 1
+        if pos.any() and (~pos).any():
+            out.append((torch.as_tensor(idx), torch.as_tensor(pos)))
+    return out
+
+
+def _listwise_loss(net, ex: Examples, chunk) -> torch.Tensor:
+    """Mean over proteins of ``-log`` (softmax mass of the protein's positive windows among
+    all its windows): ranks a protein's NES windows above its other windows, whatever the
+    protein's overall level (ListNet-style, several relevant items)."""
+    idx = torch.cat([c[0] for c in chunk])
+    z = net(ex.X[idx], torch.ones((len(idx), ex.X.shape[1]), dtype=torch.bool))
+    losses, a = [], 0
+    for i, pos in chunk:
+        zi = z[a : a + len(i)]
+        a += len(i)
+        losses.append(torch.logsumexp(zi, 0) - torch.logsumexp(zi[pos], 0))
+    return torch.stack(losses).mean()
 
 
 # ----------------------------------------------------------------------------- evaluation
