@@ -18,7 +18,8 @@ Writes, under galaxy_tools/test-data/:
 * ``demo_short.fasta`` + ``demo_short.pdb`` — a 15-residue protein and an idealised helix model of
   it (synthetic coordinates, B-factors standing in for pLDDT) for the ``--structures`` option;
 * ``example.esm2_t2_test.proteins.tsv`` / ``.candidates.tsv`` — ``nesscan fuse`` outputs (inputs
-  of the evaluate tests), ``example_labels.tsv`` (the four proteins with a planted NES are 1) and
+  of the evaluate tests), ``example.builtin.proteins.tsv`` / ``.candidates.tsv`` — ``nesscan
+  predict`` with the shipped model (candidates with E-values: evaluate's calls at --max-evalue), ``example_labels.tsv`` (the four proteins with a planted NES are 1) and
   ``example_nes.tsv`` (a copy of examples/example_nes.tsv, the planted spans);
 * ``example_enrichment.tsv`` — a made-up CRM1 binding enrichment per example protein (evaluate's
   Spearman correlation);
@@ -189,6 +190,10 @@ def main() -> None:
         nesscan("fuse", "-w", windows, "-e", esm_h5, "-m", model, "-o", tmp)
         for name in ("proteins", "candidates"):
             shutil.copyfile(os.path.join(tmp, f"{name}.tsv"), os.path.join(TD, f"example.{ESM_NAME}.{name}.tsv"))
+    with tempfile.TemporaryDirectory() as tmp:  # the shipped model: candidates with E-values (evaluate's calls)
+        nesscan("predict", "-i", fasta, "-o", os.path.join(tmp, "out"))
+        for name in ("proteins", "candidates"):
+            shutil.copyfile(os.path.join(tmp, "out", f"{name}.tsv"), os.path.join(TD, f"example.builtin.{name}.tsv"))
     shutil.copyfile(os.path.join(ROOT, "examples", "example_nes.tsv"), os.path.join(TD, "example_nes.tsv"))
     with open(os.path.join(TD, "example_labels.tsv"), "w") as fh:
         fh.write("id\tlabel\n" + "".join(f"{pid}\t{1 if pid.endswith('_NES') else 0}\n" for pid, _ in read_fasta(fasta)))
