@@ -30,21 +30,6 @@ import tempfile
 import time
 
 
-def read_fasta(path: str) -> list[str]:
-    seqs, cur = [], []
-    with open(path) as fh:
-        for line in fh:
-            if line.startswith(">"):
-                if cur:
-                    seqs.append("".join(cur))
-                cur = []
-            else:
-                cur.append(line.strip())
-    if cur:
-        seqs.append("".join(cur))
-    return seqs
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--fasta", required=True)
@@ -56,8 +41,9 @@ def main() -> None:
     import torch
 
     from nesscan.disorder import DisorderTracks
+    from nesscan.fasta import read_fasta
 
-    seqs = read_fasta(args.fasta)
+    seqs = [p.sequence for p in read_fasta(args.fasta)]
     n_res = sum(map(len, seqs))
     torch.set_num_threads(os.cpu_count() or 1)
     tracks = DisorderTracks()

@@ -119,7 +119,7 @@ def test_few_rows_walk_in_python_exactly_as_the_compiled_walker():
         assert np.array_equal(b.raw(rows), many[i : i + len(rows)])  # bit for bit
     assert np.allclose(many, clf.decision_function(X), atol=1e-12)
     # a threshold tie goes left in both walkers
-    nodes = b._py_nodes
+    nodes = b._trees[0].nodes
     split = int(np.flatnonzero(~nodes["is_leaf"].astype(bool))[0])
     row = X[:1].copy()
     row[0, nodes["feature_idx"][split]] = nodes["num_threshold"][split]

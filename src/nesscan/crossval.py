@@ -32,10 +32,10 @@ log = logging.getLogger("nesscan.train")
 
 SHRINK_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0)
 EVALUE_GRID = tuple(float(f"{v:.3g}") for v in np.logspace(-4, 1, 26))
-# the false-call limits the default cutoff must respect on out-of-fold data (fraction of proteins
-# with >= 1 high-confidence call), in order of the groups checked
 # the one-hot + hydropathy baseline's trees: fixed, whatever the window model's trees are
 BASELINE_TREES = {"tree_iterations": 200, "tree_learning_rate": 0.1, "tree_max_leaf_nodes": 31}
+# the false-call limits the default cutoff must respect on out-of-fold data (fraction of proteins
+# with >= 1 high-confidence call), in order of the groups checked
 CALL_LIMITS = {"shuffled": 0.05, "bacterial_control": 0.10, "crm1_nonbinder": 0.15}
 
 
