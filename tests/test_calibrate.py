@@ -126,6 +126,44 @@ def test_few_rows_walk_in_python_exactly_as_the_compiled_walker():
     assert np.array_equal(b.raw(row), b.raw(np.repeat(row, gbm.PYTHON_ROWS + 1, 0))[:1])
 
 
+def test_binned_trees_give_the_float_walkers_values_bit_for_bit():
+    """The uint8 path (bins of each feature against its nodes' thresholds, scikit-learn's
+    predict_binned) against the float64 walker: NaN, threshold ties, 0/1 channels given as
+    their own bins, and the window layout built without the float window matrix."""
+    from nesscan.window_score import binned_windows, tree_features, tree_raw
+
+    rng = np.random.default_rng(5)
+    W, C = 6, 3  # channel 0: 0/1 (one-hot like), 1: 20 distinct values, 2: continuous with NaN
+    prots = []
+    for L in (40, 90, 3, 61, 25):
+        e = np.stack([rng.integers(0, 2, L), rng.choice(np.linspace(-1, 1, 20), L), rng.normal(size=L)], 1)
+        e[rng.random(L) < 0.1, 2] = np.nan
+        prots.append(e)
+    X = np.concatenate([tree_features(e, [0, 1, 2], W) for e in prots])
+    y = (np.nan_to_num(X[:, 2::3]).sum(1) + X[:, 0::3].sum(1) * 0.5 + rng.normal(size=len(X)) > 1.5).astype(int)
+    b = gbm.Booster({k: np.array(v) for k, v in gbm.export(gbm.fit(X, y, seed=0, max_iter=40)).items()})
+    assert b.binned and b.binary_safe[0::3].all() and not b.binary_safe[2::3].all()
+    ref = b.raw(X)
+    assert np.array_equal(b.raw_binned(b.bin(X)), ref)
+    assert np.array_equal(tree_raw(b, prots, [0, 1, 2], W), ref)
+    used = np.array([len(t) > 0 for t in b.thresholds])
+    assert np.array_equal(binned_windows(b, prots, [0, 1, 2], W)[:, used], b.bin(X)[:, used])
+    # every threshold itself (a tie goes left) and the values just above it
+    f = int(np.flatnonzero([len(t) > 2 for t in b.thresholds])[0])
+    for t in b.thresholds[f]:
+        for v in (t, np.nextafter(t, np.inf)):
+            Z = X[:8].copy()
+            Z[:, f] = v
+            assert np.array_equal(b.raw_binned(b.bin(Z)), b.raw(Z))
+    # a 0/1 channel that is not 0/1 in the input is binned by its thresholds instead
+    odd = [p.copy() for p in prots]
+    odd[1][5, 0] = 0.25
+    Xo = np.concatenate([tree_features(e, [0, 1, 2], W) for e in odd])
+    assert np.array_equal(tree_raw(b, odd, [0, 1, 2], W), b.raw(Xo))
+    with pytest.raises(ValueError):
+        b.raw_binned(b.bin(X)[:, :5])
+
+
 def test_trees_save_and_load_as_safetensors(tmp_path):
     from safetensors.numpy import load_file, save_file
     from sklearn.datasets import make_classification

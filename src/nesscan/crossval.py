@@ -177,11 +177,11 @@ def cross_validate(records, embs, mut, null_records, null_embs, dim, cfg, progre
         if cfg.tree_channels:  # the simplest learned baseline on the same folds: trees on one-hot + hydropathy
             from dataclasses import replace as _replace
 
-            from .window_score import tree_features
+            from .window_score import tree_raw
 
             base_ch = list(cfg.tree_channels[:21])
             b, _ = fit_trees(tr, embs, mut, _replace(cfg, phi_mutants=False, **BASELINE_TREES), base_ch)
-            baseline_gbm.update({r.id: b.raw(tree_features(embs[r.id], base_ch, cfg.window)) for r in te})
+            baseline_gbm.update({r.id: tree_raw(b, [embs[r.id]], base_ch, cfg.window) for r in te})
         fold_models.append(wm)
         fold_of.update({r.id: k for r in te})
         epochs.append(wm.info.get("best_epoch"))

@@ -381,7 +381,7 @@ def similarity_references(records, embs, mut, cfg: TrainConfig) -> dict:
 def raw_outputs(wm: WindowModel, records, embs, window: int) -> dict[str, dict]:
     """Per record: the network's window probabilities and/or the trees' logits, motif features
     and raw similarity."""
-    from .window_score import net_scores, tree_features
+    from .window_score import net_scores, tree_raw
 
     out = {}
     for i in range(0, len(records), 64):
@@ -391,7 +391,7 @@ def raw_outputs(wm: WindowModel, records, embs, window: int) -> dict[str, dict]:
             e = embs[r.id]
             out[r.id] = {
                 "net": nn,
-                "tree": wm.booster.raw(tree_features(e, wm.channels, window)) if wm.booster is not None else None,
+                "tree": tree_raw(wm.booster, [e], wm.channels, window) if wm.booster is not None else None,
                 "mf": scoring.window_motif_features(r.sequence, window),
                 "sr": scoring.similarity_raw(scoring.pooled_windows(e, window), wm.refs),
             }

@@ -4,7 +4,10 @@ scikit-learn's ``HistGradientBoostingClassifier`` fits the trees; :func:`export`
 trees into flat arrays (one row per node, every tree's nodes concatenated, with per-tree offsets)
 that go into a safetensors file, and :class:`Booster` rebuilds the predictors from those arrays
 and evaluates them with scikit-learn's own compiled tree walker (``TreePredictor``, OpenMP), so
-a loaded model gives exactly the raw scores of the fitted one (tested).
+a loaded model gives exactly the raw scores of the fitted one (tested). :meth:`Booster.raw_binned`
+walks the same trees over uint8 bins of the features (scikit-learn's ``predict_binned``; the bins
+are derived from the nodes' own thresholds, so the values are the same bit for bit, tested):
+~2x faster on window matrices, whose float64 rows no longer fit the CPU cache.
 
 Only numerical splits are used (no categorical features), so the categorical bitsets are empty.
 """
@@ -14,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 ROW_BLOCK = 512  # rows evaluated by all trees before the next rows (Booster.raw)
+BINNED_BLOCK = 2048  # the same for uint8 rows (Booster.raw_binned: 8x smaller rows, fewer calls)
+MISSING_BIN = 255  # the bin of NaN in Booster.bin_column; real values use bins 0..254
 PYTHON_ROWS = 4  # up to this many rows, Booster.raw walks the trees in Python (no per-tree call overhead)
 # the node record fields kept (scikit-learn's PREDICTOR_RECORD_DTYPE); the rest are rebuilt
 _FIELDS = ("value", "feature_idx", "num_threshold", "missing_go_to_left", "left", "right", "is_leaf")
@@ -92,6 +97,76 @@ class Booster:
         # the same trees as plain Python lists, for a few rows at a time (a protein model's one
         # row per protein: 200 compiled calls cost ~1.6 ms, the walk in Python ~0.2 ms)
         self._py = None
+        self._binned_setup(nodes, sizes, empty)
+
+    def _binned_setup(self, nodes, sizes, empty) -> None:
+        """The same trees over uint8 bins (scikit-learn's ``predict_binned``), exactly.
+
+        For feature ``f`` let ``T_f`` be the sorted distinct thresholds of the nodes that split
+        on it, and ``bin_f(x)`` the number of them below ``x`` (``MISSING_BIN`` for NaN). Then
+        ``x <= T_f[k]`` if and only if ``bin_f(x) <= k``: with ``k`` as the node's bin threshold
+        every node takes the branch it takes on ``x`` itself, NaN included (sklearn sends the
+        missing bin where ``missing_go_to_left`` says), so the leaves and their float64 sums are
+        identical. Needs at most 254 thresholds per feature (scikit-learn's trees have at most
+        254: 255 bins); otherwise ``binned`` is False and :meth:`raw` is the only path."""
+        from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+        inner = ~nodes["is_leaf"].astype(bool)
+        feat = nodes["feature_idx"][inner]
+        thr = nodes["num_threshold"][inner]
+        self.thresholds = [np.zeros(0)] * self.n_features
+        for f in np.unique(feat):
+            self.thresholds[int(f)] = np.unique(thr[feat == f])
+        self.binned = all(len(t) < MISSING_BIN for t in self.thresholds)
+        # features whose bins are the values themselves for 0/1 input (one-hot): no threshold,
+        # or one threshold in [0, 1)
+        self.binary_safe = np.array([len(t) == 0 or (len(t) == 1 and 0.0 <= t[0] < 1.0) for t in self.thresholds])
+        self._btrees = []
+        if not self.binned:
+            return
+        offset = 0
+        for n in sizes:
+            nd = nodes[offset : offset + n].copy()
+            idx = np.nonzero(~nd["is_leaf"].astype(bool))[0]
+            for i in idx:
+                nd["bin_threshold"][i] = np.searchsorted(self.thresholds[nd["feature_idx"][i]], nd["num_threshold"][i])
+            self._btrees.append(TreePredictor(nd, empty.copy(), empty))
+            offset += n
+
+    def bin_column(self, f: int, values: np.ndarray) -> np.ndarray:
+        """uint8 bins of feature ``f``'s values (see :meth:`_binned_setup`)."""
+        v = np.asarray(values, dtype=np.float64)
+        t = self.thresholds[f]
+        b = np.searchsorted(t, v, side="left").astype(np.uint8) if len(t) else np.zeros(v.shape, dtype=np.uint8)
+        nan = np.isnan(v)
+        if nan.any():
+            b[nan] = MISSING_BIN
+        return b
+
+    def bin(self, X: np.ndarray) -> np.ndarray:
+        """uint8 bins of a feature matrix, column by column (:meth:`raw_binned` of the result
+        equals :meth:`raw` of ``X``)."""
+        X = np.asarray(X, dtype=np.float64)
+        out = np.empty(X.shape, dtype=np.uint8)
+        for f in range(X.shape[1]):
+            out[:, f] = self.bin_column(f, X[:, f])
+        return out
+
+    def raw_binned(self, Xb: np.ndarray, n_threads: int = 1) -> np.ndarray:
+        """:meth:`raw` of the rows whose bins are ``Xb`` (uint8): the same values, bit for bit
+        (the same leaves, summed from the baseline in the same tree order)."""
+        if not self.binned:
+            raise ValueError("these trees have more thresholds per feature than uint8 bins hold")
+        Xb = np.ascontiguousarray(Xb, dtype=np.uint8)
+        if Xb.ndim != 2 or Xb.shape[1] != self.n_features:
+            raise ValueError(f"expected (n, {self.n_features}) binned features, got {Xb.shape}")
+        out = np.full(Xb.shape[0], self.baseline, dtype=np.float64)
+        for start in range(0, Xb.shape[0], BINNED_BLOCK):
+            xb = Xb[start : start + BINNED_BLOCK]
+            acc = out[start : start + BINNED_BLOCK]
+            for t in self._btrees:
+                acc += t.predict_binned(xb, MISSING_BIN, n_threads)
+        return out
 
     def _python_trees(self):
         if self._py is None:
