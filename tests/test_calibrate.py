@@ -195,6 +195,43 @@ def test_disorder_channels_are_appended_and_named():
     assert ctx.meta()["context"].startswith("metapredict-") and base.meta()["context"] == "none"
 
 
+def test_length_chunks_cover_each_sequence_once_within_the_budget():
+    from nesscan.disorder import length_chunks
+
+    rng = random.Random(5)
+    lengths = [rng.choice([30, 31, 200, 900, 5000, 9000]) for _ in range(300)]
+    chunks = length_chunks(lengths, max_tokens=4096, max_sequences=32)
+    flat = [i for c in chunks for i in c]
+    assert sorted(flat) == list(range(len(lengths)))
+    # longest first, ties in input order
+    assert flat == sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    for c in chunks:
+        assert len(c) <= 32
+        assert len(c) == 1 or len(c) * lengths[c[0]] <= 4096
+    assert [len(c) for c in chunks if lengths[c[0]] > 4096] == [1] * sum(n > 4096 for n in lengths)
+
+
+def test_disorder_tracks_in_length_chunks_are_the_per_sequence_tracks(monkeypatch):
+    """DisorderTracks.predict cuts the input into length-sorted chunks (many metapredict
+    batches): every sequence gets its own tracks back, in input order, as predicted alone
+    (metapredict's batches move values by ~1e-7 at most)."""
+    from nesscan import disorder
+
+    rng = random.Random(11)
+    aa = "ACDEFGHIKLMNPQRSTVWY"
+    seqs = ["".join(rng.choice(aa) for _ in range(n)) for n in (45, 300, 45, 120, 700, 60, 300)]
+    seqs[3] = "MSEEKKAAEEPKSPEKKSSEEGSSKKEE" * 4 + "X"
+    monkeypatch.setattr(disorder, "CHUNK_TOKENS", 700)  # several chunks, one of them a lone long sequence
+    tracks = disorder.DisorderTracks(batch_size=32)
+    many = tracks.predict(seqs)
+    assert len(disorder.length_chunks([len(s) for s in seqs], max_sequences=32)) >= 3
+    for s, t in zip(seqs, many):
+        alone = tracks.predict([s])[0]
+        assert t.shape == (len(s), 2) and t.dtype == np.float32
+        assert np.allclose(t, alone, atol=1e-5)
+    assert many[3][:, 0].mean() > many[4][:, 0].mean()  # the charged repeat stays the disordered one
+
+
 def test_unknown_context_is_refused():
     from nesscan.embedders import get_embedder
 

@@ -18,6 +18,7 @@
 """
 
 import argparse
+import collections
 import csv
 import hashlib
 import os
@@ -488,23 +489,45 @@ def test_predict_esm2_with_the_classifier_on_the_embedders_device_gives_the_same
 
 
 def test_predict_builtin_runs_torch_on_one_thread_per_stage(tmp_path, monkeypatch):
-    """The built-in pipeline's worker thread computes with one torch thread (two pipeline
-    threads already fill two cores; more only oversubscribe them), and the caller's setting is
-    restored afterwards."""
-    seen = []
+    """The built-in pipeline's threads (window network, trees, disorder networks) compute with
+    one torch thread each (the pipeline's threads already fill two cores; more only
+    oversubscribe them), and the caller's setting is restored afterwards."""
+    import threading
+
+    from nesscan import disorder, window_score
+    from nesscan.model import load
+
+    seen = collections.defaultdict(set)
     real = predict._embed_and_score
+    real_trees = window_score._tree_logits_many
+    real_tracks = disorder.DisorderTracks.predict
 
     def spy(*args):
-        seen.append(torch.get_num_threads())
+        seen["net"].add((threading.current_thread().name.split("_")[0], torch.get_num_threads()))
         return real(*args)
 
+    def spy_trees(*args):
+        seen["trees"].add((threading.current_thread().name.split("_")[0], torch.get_num_threads()))
+        return real_trees(*args)
+
+    def spy_tracks(self, seqs):
+        seen["disorder"].add((threading.current_thread().name.split("_")[0], torch.get_num_threads()))
+        return real_tracks(self, seqs)
+
     monkeypatch.setattr(predict, "_embed_and_score", spy)
+    monkeypatch.setattr(window_score, "_tree_logits_many", spy_trees)
+    monkeypatch.setattr(disorder.DisorderTracks, "predict", spy_tracks)
     fasta = write_fasta(tmp_path / "t.fasta", _proteins(5, 6, 30, 120))
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         predict.run_predict(fasta, str(tmp_path / "o"), progress=False)
-        assert seen and set(seen) == {1}
+        assert seen["net"] == {("nesscan-embed", 1)}
+        card = load(predict.resolve_model(None)).card
+        if card.arch == "stack":
+            assert seen["trees"] == {("nesscan-trees", 1)}
+        if card.context != "none":
+            assert seen["disorder"] == {("nesscan-disorder", 1)}
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
@@ -543,3 +566,39 @@ def test_multiqc_content_streamed_equals_all_rows(tmp_path):
         assert [os.path.basename(p) for p in a] == [os.path.basename(p) for p in b] and len(a) == 3
         for pa, pb in zip(a, b):
             assert open(pa).read() == open(pb).read()
+
+
+def test_predict_disorder_groups_do_not_change_the_tables(tmp_path, monkeypatch):
+    """predict predicts the disorder channels group by group, one group ahead in a thread of
+    its own: with many small groups (each spanning batches, and batches split across groups)
+    the tables are those of one group for the whole input (same rows in the same order; values
+    equal up to metapredict's ~1e-7 batch effect, far below the printed precision)."""
+    from nesscan import disorder
+
+    fasta = write_fasta(tmp_path / "g.fasta", _proteins(21, 40, 15, 300))
+
+    def run(first, group, tokens, name):
+        monkeypatch.setattr(predict, "FIRST_GROUP_RESIDUES", first)
+        monkeypatch.setattr(disorder, "GROUP_RESIDUES", group)
+        monkeypatch.setattr(predict, "BUILTIN_STREAM_TOKENS", tokens)
+        out = tmp_path / name
+        predict.run_predict(fasta, str(out), progress=False)
+        return _read(out / "proteins.tsv"), _read(out / "candidates.tsv")
+
+    one = run(1 << 30, 1 << 30, 1 << 16, "one")
+    many = run(150, 700, 600, "many")
+    for a, b in zip(one, many):
+        assert len(a) == len(b) > 0
+        for ra, rb in zip(a, b):
+            assert [ra["id"], ra.get("rank"), ra.get("start")] == [rb["id"], rb.get("rank"), rb.get("start")]
+            for k in ("score", "nes_score", "evalue"):
+                if k in ra and ra[k] not in ("", "nan"):
+                    assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-3, abs=1e-4), k
+
+
+def test_bound_heap_sets_glibc_thresholds():
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc only")
+    assert predict.bound_heap() is True

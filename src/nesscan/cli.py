@@ -293,7 +293,9 @@ def _setup_logging(args) -> None:
 def run(args) -> int:
     progress = not args.quiet and sys.stderr.isatty() or os.environ.get("NESSCAN_PROGRESS") == "1"
     if args.command == "predict":
-        from .predict import run_predict
+        from .predict import bound_heap, run_predict
+
+        bound_heap()
 
         run_predict(args.input, args.outdir, model=args.model, weights=args.weights, device=args.device,
                     top_k=args.top_k, max_evalue=args.max_evalue, max_length=args.max_length,

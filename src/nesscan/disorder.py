@@ -65,6 +65,38 @@ def clean(seq: str) -> str:
     return seq.upper().translate(_MAP)
 
 
+# metapredict's LSTMs step over every position of the longest sequence in a batch, so the cost of
+# a batch is about (its longest length) x (a per-step overhead + its width): sequences are sorted
+# by length and cut into batches of at most CHUNK_TOKENS padded positions and CHUNK_SEQUENCES
+# sequences (also the bound on the networks' activations, ~100 MB at 2^17 positions). Over
+# ~500 proteins at once this is ~2x faster than one metapredict call per 64 consecutive
+# proteins (benchmarks/RESULTS.md); predict therefore asks for the tracks of many proteins at a
+# time (:func:`nesscan.predict` groups ``GROUP_RESIDUES`` residues).
+CHUNK_TOKENS = 1 << 17
+CHUNK_SEQUENCES = 128  # a power of two: metapredict's batch_size
+GROUP_RESIDUES = 1 << 18
+
+
+def length_chunks(lengths: Sequence[int], max_tokens: int | None = None,
+                  max_sequences: int | None = None) -> list[list[int]]:
+    """Indices of the sequences, longest first (ties in input order), cut into chunks with
+    ``len(chunk) * longest <= max_tokens`` (a longer sequence is a chunk of its own) and at most
+    ``max_sequences`` sequences (defaults: ``CHUNK_TOKENS``, ``CHUNK_SEQUENCES``)."""
+    max_tokens = max_tokens or CHUNK_TOKENS
+    max_sequences = max_sequences or CHUNK_SEQUENCES
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    chunks: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        if cur and ((len(cur) + 1) * lengths[cur[0]] > max_tokens or len(cur) >= max_sequences):
+            chunks.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        chunks.append(cur)
+    return chunks
+
+
 class DisorderTracks:
     """Batched metapredict disorder + pLDDT (L x 2 float32 per sequence)."""
 
@@ -74,22 +106,34 @@ class DisorderTracks:
         except ImportError:
             raise NesscanError("the disorder channels need metapredict (pip install metapredict==3.1.1)") from None
         self.device = "cpu" if device in ("auto", None) else str(device)
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # sequences per metapredict batch (None: CHUNK_SEQUENCES)
         self.spec = spec()
         self.id = spec_id(self.spec)
 
     def predict(self, sequences: Sequence[str]) -> list[np.ndarray]:
+        """The two channels of each sequence, in input order. Sequences are predicted in
+        length-sorted chunks (:func:`length_chunks`); which sequences share a metapredict batch
+        moves the values by ~1e-7 (metapredict's note), so a protein's tracks can differ in the
+        last float32 digits between inputs, never between runs on the same input."""
         if not sequences:
             return []
+        n_seq = self.batch_size or CHUNK_SEQUENCES
+        out: list[np.ndarray | None] = [None] * len(sequences)
+        for chunk in length_chunks([len(s) for s in sequences], max_sequences=n_seq):
+            for i, tracks in zip(chunk, self._predict_chunk([sequences[i] for i in chunk], n_seq)):
+                out[i] = tracks
+        return out  # type: ignore[return-value]
+
+    def _predict_chunk(self, sequences: list[str], batch_size: int) -> list[np.ndarray]:
         import metapredict as meta
 
         seqs = {str(i): clean(s) for i, s in enumerate(sequences)}
         dev = self.device if self.device.startswith("cuda") else "cpu"
         with _quiet():
             d = meta.predict(seqs, version=DISORDER_VERSION, use_device=dev, round_values=False,
-                             show_progress_bar=False, batch_size=self.batch_size)
+                             show_progress_bar=False, batch_size=batch_size)
             p = meta.predict_pLDDT(seqs, pLDDT_version=PLDDT_VERSION, device=dev, round_values=False,
-                                   show_progress_bar=False, batch_size=self.batch_size)
+                                   show_progress_bar=False, batch_size=batch_size)
         out = []
         for i, s in enumerate(sequences):
             dis = np.asarray(_values(d[str(i)]), dtype=np.float32)
@@ -119,4 +163,4 @@ def append(embs: list[np.ndarray], tracks: list[np.ndarray]) -> list[np.ndarray]
     return [np.concatenate([e, t.astype(e.dtype, copy=False)], 1) for e, t in zip(embs, tracks)]
 
 
-__all__ = ["DisorderTracks", "spec", "spec_id", "clean", "append", "CHANNELS"]
+__all__ = ["DisorderTracks", "spec", "spec_id", "clean", "append", "length_chunks", "CHANNELS", "GROUP_RESIDUES"]

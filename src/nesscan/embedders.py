@@ -173,12 +173,18 @@ class ContextEmbedder(Embedder):
     def token_length(self, p) -> int:
         return self.base.token_length(p)
 
-    def embed_batch(self, sequences: Sequence[str]) -> list[np.ndarray]:
+    def embed_batch(self, sequences: Sequence[str], tracks: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """The base embeddings with the two channels appended; ``tracks``: the channels of
+        these sequences when already predicted (:meth:`DisorderTracks.predict`, which is
+        faster over many proteins at once: ``predict`` predicts them group by group, ahead)."""
         from .disorder import append
 
         embs = self.base.embed_batch(sequences)
-        return append([np.asarray(e) if not hasattr(e, "cpu") else e.cpu().numpy() for e in embs],
-                      self.tracks.predict(list(sequences)))
+        if tracks is None:
+            tracks = self.tracks.predict(list(sequences))
+        elif len(tracks) != len(sequences) or any(t.shape[0] != len(s) for t, s in zip(tracks, sequences)):
+            raise ValueError("disorder tracks do not match the sequences")
+        return append([np.asarray(e) if not hasattr(e, "cpu") else e.cpu().numpy() for e in embs], tracks)
 
 
 def get_embedder(

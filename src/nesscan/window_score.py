@@ -181,20 +181,29 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def score_many(model: LoadedModel, embs: list, batch: int = 8192,
-               device: str | torch.device | None = None) -> list[np.ndarray]:
+               device: str | torch.device | None = None, tree_pool=None) -> list[np.ndarray]:
     """Window probabilities of several proteins (one array per protein, ``max(L - W + 1, 1)``).
 
     The window model is the card's ``arch``: a neural classifier (:func:`net_scores`),
     gradient-boosted trees (``gbm``: :func:`tree_logits`), or both stacked (``stack``: a logistic
-    regression over the network's and the trees' logits, weights in the card's ``stack``)."""
+    regression over the network's and the trees' logits, weights in the card's ``stack``).
+    ``tree_pool``: an executor in which the stack's trees run while the network runs here (both
+    release the GIL); the values are the same."""
     arch = getattr(getattr(model, "card", None), "arch", None)
     if arch not in ("gbm", "stack"):
         return net_scores(model, embs, batch, device)
-    trees = _tree_logits_many(model, embs)
     if arch == "gbm":
-        return [1.0 / (1.0 + np.exp(-t)) for t in trees]
+        return [1.0 / (1.0 + np.exp(-t)) for t in _tree_logits_many(model, embs)]
     st = model.raw["stack"]
-    nets = net_scores(model, embs, batch, device)
+    if tree_pool is not None:
+        pending = tree_pool.submit(_tree_logits_many, model, embs)
+        try:
+            nets = net_scores(model, embs, batch, device)
+        finally:
+            trees = pending.result()
+    else:
+        trees = _tree_logits_many(model, embs)
+        nets = net_scores(model, embs, batch, device)
     return [1.0 / (1.0 + np.exp(-(st["coef"][0] * _logit(n) + st["coef"][1] * t + st["intercept"])))
             for n, t in zip(nets, trees)]
 
