@@ -16,7 +16,7 @@ import threading
 
 from tqdm import tqdm
 
-from .embedders import Embedder
+from .embedders import Embedder, with_tracks
 from .errors import NesscanError
 from .fasta import DEFAULT_MAX_LENGTH, iter_fasta, validate_fasta
 from .guard import output_lock, write_skipped
@@ -162,8 +162,9 @@ def _run_embed(
                 log.info("resume: %d proteins already embedded with the same checksums, %d to do", skipped, len(todo))
             writes = _BackgroundWrites(writer, order) if async_write else _SyncWrites(writer, order)
             bar = tqdm(total=sum(len(p) for p in todo), unit="res", desc=f"embed[{embedder.name}]", disable=not progress)
-            for batch in embedder.batches(todo):
-                arrays = embedder.embed_batch([p.sequence for p in batch])
+            for batch, tracks in with_tracks(embedder.batches(todo), embedder):
+                seqs = [p.sequence for p in batch]
+                arrays = embedder.embed_batch(seqs) if tracks is None else embedder.embed_batch(seqs, tracks=tracks)
                 writes.put(batch, arrays)
                 del arrays
                 bar.update(sum(len(p) for p in batch))

@@ -187,6 +187,62 @@ class ContextEmbedder(Embedder):
         return append([np.asarray(e) if not hasattr(e, "cpu") else e.cpu().numpy() for e in embs], tracks)
 
 
+FIRST_GROUP_RESIDUES = 1 << 15  # the first disorder group is small: the pipeline starts sooner
+
+
+def with_tracks(batches, embedder):
+    """``(batch, disorder tracks or None)`` for each batch, in order. With the disorder channels
+    (:class:`~nesscan.embedders.ContextEmbedder`), the tracks are predicted for a group of
+    consecutive batches at once (``disorder.GROUP_RESIDUES`` residues; metapredict is ~2x
+    faster over ~500 proteins than batch by batch), one group ahead, in a thread of their own
+    (metapredict's networks run in torch, which releases the GIL), so they overlap the work on
+    the group before (embedding and writing in ``embed``; scoring and ranking in ``predict``).
+    At most two groups of tracks (2 floats per residue) are held. Without the channels:
+    ``(batch, None)``. Pass the tracks on with ``embedder.embed_batch(seqs, tracks=tracks)``."""
+    tracker = getattr(embedder, "tracks", None)
+    if tracker is None or not hasattr(tracker, "predict"):
+        for batch in batches:
+            yield batch, None
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import disorder
+
+    def groups():
+        group, residues, limit = [], 0, FIRST_GROUP_RESIDUES
+        for batch in batches:
+            group.append(batch)
+            residues += sum(len(p) for p in batch)
+            if residues >= limit:
+                yield group
+                group, residues, limit = [], 0, disorder.GROUP_RESIDUES
+        if group:
+            yield group
+
+    def predict(group):
+        return group, tracker.predict([p.sequence for batch in group for p in batch])
+
+    ex = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nesscan-disorder")
+    try:
+        pending = None
+        for group in groups():
+            nxt = ex.submit(predict, group)
+            if pending is not None:
+                yield from _split_tracks(*pending.result())
+            pending = nxt
+        if pending is not None:
+            yield from _split_tracks(*pending.result())
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _split_tracks(group, tracks):
+    i = 0
+    for batch in group:
+        yield batch, tracks[i : i + len(batch)]
+        i += len(batch)
+
+
 def get_embedder(
     name: str,
     weights: str | None = None,

@@ -16,7 +16,7 @@ import sys
 
 from tqdm import tqdm
 
-from .embedders import get_embedder
+from .embedders import get_embedder, with_tracks
 from .errors import NesscanError
 from .fasta import DEFAULT_MAX_LENGTH, iter_fasta, validate_fasta
 from .guard import outdir_lock
@@ -51,7 +51,7 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
         scored_on = scoring_device(embedder)
         if scored_on is not None:
             log.info("window classifier on %s, with the embedder", scored_on)
-        for batch, embs, scores in _embedded_and_scored(_with_tracks(batches, embedder), embedder, m,
+        for batch, embs, scores in _embedded_and_scored(with_tracks(batches, embedder), embedder, m,
                                                         embed_in_caller=builtin, device=scored_on):
             for p, emb, nn in zip(batch, embs, scores):
                 out.add(score_and_rank(m, p.id, p.sequence, emb, nn, top_k, max_evalue, structure_dir), len(p))
@@ -98,66 +98,11 @@ def _embed_and_score(embedder, m: LoadedModel, batch, embs=None, device=None, tr
     return batch, embs, score_many(m, embs, device=device, tree_pool=tree_pool)
 
 
-FIRST_GROUP_RESIDUES = 1 << 15  # the first disorder group is small: the pipeline starts sooner
-
-
-def _with_tracks(batches, embedder):
-    """``(batch, disorder tracks or None)`` for each batch, in order. With the disorder channels
-    (:class:`~nesscan.embedders.ContextEmbedder`), the tracks are predicted for a group of
-    consecutive batches at once (``disorder.GROUP_RESIDUES`` residues; metapredict is ~2x
-    faster over ~500 proteins than batch by batch), one group ahead, in a thread of their own
-    (metapredict's networks run in torch, which releases the GIL), so they overlap the scoring
-    and ranking of the group before. At most two groups of tracks (2 floats per residue) are
-    held. Without the channels: ``(batch, None)``."""
-    tracker = getattr(embedder, "tracks", None)
-    if tracker is None or not hasattr(tracker, "predict"):
-        for batch in batches:
-            yield batch, None
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .disorder import GROUP_RESIDUES
-
-    def groups():
-        group, residues, limit = [], 0, FIRST_GROUP_RESIDUES
-        for batch in batches:
-            group.append(batch)
-            residues += sum(len(p) for p in batch)
-            if residues >= limit:
-                yield group
-                group, residues, limit = [], 0, GROUP_RESIDUES
-        if group:
-            yield group
-
-    def predict(group):
-        return group, tracker.predict([p.sequence for batch in group for p in batch])
-
-    ex = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nesscan-disorder")
-    try:
-        pending = None
-        for group in groups():
-            nxt = ex.submit(predict, group)
-            if pending is not None:
-                yield from _split_tracks(*pending.result())
-            pending = nxt
-        if pending is not None:
-            yield from _split_tracks(*pending.result())
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
-
-
-def _split_tracks(group, tracks):
-    i = 0
-    for batch in group:
-        yield batch, tracks[i : i + len(batch)]
-        i += len(batch)
-
-
 def _embedded_and_scored(items, embedder, m: LoadedModel, embed_in_caller: bool = False, device=None):
     """``(batch, embeddings, window scores)`` in input order, computed one batch ahead in a
     worker thread: window scoring (and, unless ``embed_in_caller``, embedding) of batch k+1,
     mostly in torch, which releases the GIL, overlaps fusion, ranking and writing of batch k in
-    the caller's thread. ``items``: ``(batch, disorder tracks or None)`` (:func:`_with_tracks`).
+    the caller's thread. ``items``: ``(batch, disorder tracks or None)`` (:func:`~nesscan.embedders.with_tracks`).
     ``embed_in_caller`` embeds in the caller's thread instead (the built-in embedder: many small
     numpy calls that hold the GIL, which would stall the worker's scoring). ``device``: where the
     window classifier runs (:func:`score_many`; ``None``: the CPU). At most two batches are in
