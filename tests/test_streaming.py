@@ -573,12 +573,12 @@ def test_predict_disorder_groups_do_not_change_the_tables(tmp_path, monkeypatch)
     its own: with many small groups (each spanning batches, and batches split across groups)
     the tables are those of one group for the whole input (same rows in the same order; values
     equal up to metapredict's ~1e-7 batch effect, far below the printed precision)."""
-    from nesscan import disorder, embedders
+    from nesscan import disorder
 
     fasta = write_fasta(tmp_path / "g.fasta", _proteins(21, 40, 15, 300))
 
     def run(first, group, tokens, name):
-        monkeypatch.setattr(embedders, "FIRST_GROUP_RESIDUES", first)
+        monkeypatch.setattr(disorder, "FIRST_GROUP_RESIDUES", first)
         monkeypatch.setattr(disorder, "GROUP_RESIDUES", group)
         monkeypatch.setattr(predict, "BUILTIN_STREAM_TOKENS", tokens)
         out = tmp_path / name

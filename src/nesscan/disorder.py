@@ -70,11 +70,13 @@ def clean(seq: str) -> str:
 # by length and cut into batches of at most CHUNK_TOKENS padded positions and CHUNK_SEQUENCES
 # sequences (also the bound on the networks' activations, ~100 MB at 2^17 positions). Over
 # ~500 proteins at once this is ~2x faster than one metapredict call per 64 consecutive
-# proteins (benchmarks/RESULTS.md); predict therefore asks for the tracks of many proteins at a
-# time (:func:`nesscan.predict` groups ``GROUP_RESIDUES`` residues).
+# proteins (benchmarks/RESULTS.md); predict and embed therefore ask for the tracks of many
+# proteins at a time (:func:`nesscan.embedders.with_tracks`: groups of ``GROUP_RESIDUES``
+# residues, the first one ``FIRST_GROUP_RESIDUES`` so that the pipeline starts sooner).
 CHUNK_TOKENS = 1 << 17
 CHUNK_SEQUENCES = 128  # a power of two: metapredict's batch_size
 GROUP_RESIDUES = 1 << 18
+FIRST_GROUP_RESIDUES = 1 << 15
 
 
 def length_chunks(lengths: Sequence[int], max_tokens: int | None = None,
@@ -163,4 +165,5 @@ def append(embs: list[np.ndarray], tracks: list[np.ndarray]) -> list[np.ndarray]
     return [np.concatenate([e, t.astype(e.dtype, copy=False)], 1) for e, t in zip(embs, tracks)]
 
 
-__all__ = ["DisorderTracks", "spec", "spec_id", "clean", "append", "length_chunks", "CHANNELS", "GROUP_RESIDUES"]
+__all__ = ["DisorderTracks", "spec", "spec_id", "clean", "append", "length_chunks", "CHANNELS", "GROUP_RESIDUES",
+           "FIRST_GROUP_RESIDUES"]

@@ -16,7 +16,7 @@ import threading
 
 from tqdm import tqdm
 
-from .embedders import Embedder, with_tracks
+from .embedders import Embedder, embed_tracked, with_tracks
 from .errors import NesscanError
 from .fasta import DEFAULT_MAX_LENGTH, iter_fasta, validate_fasta
 from .guard import output_lock, write_skipped
@@ -163,8 +163,7 @@ def _run_embed(
             writes = _BackgroundWrites(writer, order) if async_write else _SyncWrites(writer, order)
             bar = tqdm(total=sum(len(p) for p in todo), unit="res", desc=f"embed[{embedder.name}]", disable=not progress)
             for batch, tracks in with_tracks(embedder.batches(todo), embedder):
-                seqs = [p.sequence for p in batch]
-                arrays = embedder.embed_batch(seqs) if tracks is None else embedder.embed_batch(seqs, tracks=tracks)
+                arrays = embed_tracked(embedder, [p.sequence for p in batch], tracks)
                 writes.put(batch, arrays)
                 del arrays
                 bar.update(sum(len(p) for p in batch))

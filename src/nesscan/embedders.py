@@ -187,9 +187,6 @@ class ContextEmbedder(Embedder):
         return append([np.asarray(e) if not hasattr(e, "cpu") else e.cpu().numpy() for e in embs], tracks)
 
 
-FIRST_GROUP_RESIDUES = 1 << 15  # the first disorder group is small: the pipeline starts sooner
-
-
 def with_tracks(batches, embedder):
     """``(batch, disorder tracks or None)`` for each batch, in order. With the disorder channels
     (:class:`~nesscan.embedders.ContextEmbedder`), the tracks are predicted for a group of
@@ -198,18 +195,18 @@ def with_tracks(batches, embedder):
     (metapredict's networks run in torch, which releases the GIL), so they overlap the work on
     the group before (embedding and writing in ``embed``; scoring and ranking in ``predict``).
     At most two groups of tracks (2 floats per residue) are held. Without the channels:
-    ``(batch, None)``. Pass the tracks on with ``embedder.embed_batch(seqs, tracks=tracks)``."""
-    tracker = getattr(embedder, "tracks", None)
-    if tracker is None or not hasattr(tracker, "predict"):
+    ``(batch, None)``. Pass the tracks on with :func:`embed_tracked`."""
+    if not isinstance(embedder, ContextEmbedder):
         for batch in batches:
             yield batch, None
         return
+    tracker = embedder.tracks
     from concurrent.futures import ThreadPoolExecutor
 
     from . import disorder
 
     def groups():
-        group, residues, limit = [], 0, FIRST_GROUP_RESIDUES
+        group, residues, limit = [], 0, disorder.FIRST_GROUP_RESIDUES
         for batch in batches:
             group.append(batch)
             residues += sum(len(p) for p in batch)
@@ -234,6 +231,12 @@ def with_tracks(batches, embedder):
             yield from _split_tracks(*pending.result())
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
+
+
+def embed_tracked(embedder, sequences: Sequence[str], tracks: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """``embedder.embed_batch(sequences)``, with the disorder tracks :func:`with_tracks` gave
+    for them when there are any."""
+    return embedder.embed_batch(sequences) if tracks is None else embedder.embed_batch(sequences, tracks=tracks)
 
 
 def _split_tracks(group, tracks):

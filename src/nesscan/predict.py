@@ -16,7 +16,7 @@ import sys
 
 from tqdm import tqdm
 
-from .embedders import get_embedder, with_tracks
+from .embedders import embed_tracked, get_embedder, with_tracks
 from .errors import NesscanError
 from .fasta import DEFAULT_MAX_LENGTH, iter_fasta, validate_fasta
 from .guard import outdir_lock
@@ -87,14 +87,9 @@ def scoring_device(embedder) -> str | None:
     return str(dev) if torch.device(dev).type == "cuda" else None
 
 
-def _embed(embedder, batch, tracks=None):
-    seqs = [p.sequence for p in batch]
-    return embedder.embed_batch(seqs) if tracks is None else embedder.embed_batch(seqs, tracks=tracks)
-
-
 def _embed_and_score(embedder, m: LoadedModel, batch, embs=None, device=None, tracks=None, tree_pool=None):
     if embs is None:
-        embs = _embed(embedder, batch, tracks)
+        embs = embed_tracked(embedder, [p.sequence for p in batch], tracks)
     return batch, embs, score_many(m, embs, device=device, tree_pool=tree_pool)
 
 
@@ -114,7 +109,7 @@ def _embedded_and_scored(items, embedder, m: LoadedModel, embed_in_caller: bool 
     try:
         pending = None
         for batch, tracks in items:
-            embs = _embed(embedder, batch, tracks) if embed_in_caller else None
+            embs = embed_tracked(embedder, [p.sequence for p in batch], tracks) if embed_in_caller else None
             nxt = ex.submit(_embed_and_score, embedder, m, batch, embs, device, tracks, trees)
             if pending is not None:
                 yield pending.result()
