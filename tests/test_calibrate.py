@@ -127,10 +127,11 @@ def test_few_rows_walk_in_python_exactly_as_the_compiled_walker():
 
 
 def test_binned_trees_give_the_float_walkers_values_bit_for_bit():
-    """The uint8 path (bins of each feature against its nodes' thresholds, scikit-learn's
-    predict_binned) against the float64 walker: NaN, threshold ties, 0/1 channels given as
-    their own bins, and the window layout built without the float window matrix."""
-    from nesscan.window_score import binned_windows, tree_features, tree_raw
+    """The uint8 paths (bins of each feature against its nodes' thresholds, scikit-learn's
+    predict_binned) against the float64 walker: NaN, threshold ties, 0/1 channels, and the
+    window layout walked over one overlapping view of a per-residue bin table, with channels
+    binned once for all positions or once per position."""
+    from nesscan.window_score import tree_features, tree_raw
 
     rng = np.random.default_rng(5)
     W, C = 6, 3  # channel 0: 0/1 (one-hot like), 1: 20 distinct values, 2: continuous with NaN
@@ -142,12 +143,20 @@ def test_binned_trees_give_the_float_walkers_values_bit_for_bit():
     X = np.concatenate([tree_features(e, [0, 1, 2], W) for e in prots])
     y = (np.nan_to_num(X[:, 2::3]).sum(1) + X[:, 0::3].sum(1) * 0.5 + rng.normal(size=len(X)) > 1.5).astype(int)
     b = gbm.Booster({k: np.array(v) for k, v in gbm.export(gbm.fit(X, y, seed=0, max_iter=40)).items()})
-    assert b.binned and b.binary_safe[0::3].all() and not b.binary_safe[2::3].all()
+    assert b.binned
     ref = b.raw(X)
     assert np.array_equal(b.raw_binned(b.bin(X)), ref)
     assert np.array_equal(tree_raw(b, prots, [0, 1, 2], W), ref)
-    used = np.array([len(t) > 0 for t in b.thresholds])
-    assert np.array_equal(binned_windows(b, prots, [0, 1, 2], W)[:, used], b.bin(X)[:, used])
+    for e in prots:  # one protein at a time: no windows straddling two proteins to drop
+        assert np.array_equal(tree_raw(b, [e], [0, 1, 2], W), b.raw(tree_features(e, [0, 1, 2], W)))
+    R = np.concatenate([np.concatenate([e, np.zeros((max(0, W - len(e)), C))]) for e in prots])
+    n_thr = [len(np.unique(np.concatenate([b.thresholds[p * C + c] for p in range(W)]))) for c in range(C)]
+    for limit, per_position in ((gbm.MISSING_BIN, 0), (n_thr[2], 1), (0, 3)):
+        wt = gbm.WindowTrees(b, W, C, shared_limit=limit)
+        assert wt.width == C - per_position + per_position * W
+        Xr = tree_features(R, [0, 1, 2], W)
+        assert np.array_equal(wt.raw(wt.table(R)), b.raw(Xr))
+    assert b.window_trees(W, C) is b.window_trees(W, C) and b.window_trees(W, 2) is None
     # every threshold itself (a tie goes left) and the values just above it
     f = int(np.flatnonzero([len(t) > 2 for t in b.thresholds])[0])
     for t in b.thresholds[f]:
@@ -155,7 +164,11 @@ def test_binned_trees_give_the_float_walkers_values_bit_for_bit():
             Z = X[:8].copy()
             Z[:, f] = v
             assert np.array_equal(b.raw_binned(b.bin(Z)), b.raw(Z))
-    # a 0/1 channel that is not 0/1 in the input is binned by its thresholds instead
+            Rz = R[:W].copy()
+            Rz[f // C, f % C] = v
+            wt = gbm.WindowTrees(b, W, C, shared_limit=0)
+            assert np.array_equal(wt.raw(wt.table(Rz)), b.raw(tree_features(Rz, [0, 1, 2], W)))
+    # a 0/1 channel that is not 0/1 in the input is binned by its thresholds
     odd = [p.copy() for p in prots]
     odd[1][5, 0] = 0.25
     Xo = np.concatenate([tree_features(e, [0, 1, 2], W) for e in odd])

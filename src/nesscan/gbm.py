@@ -18,6 +18,7 @@ import numpy as np
 
 ROW_BLOCK = 512  # rows evaluated by all trees before the next rows (Booster.raw)
 BINNED_BLOCK = 2048  # the same for uint8 rows (Booster.raw_binned: 8x smaller rows, fewer calls)
+WINDOW_BLOCK = 16384  # the same for overlapping window rows (WindowTrees.raw: ~width bytes per row)
 MISSING_BIN = 255  # the bin of NaN in Booster.bin_column; real values use bins 0..254
 PYTHON_ROWS = 4  # up to this many rows, Booster.raw walks the trees in Python (no per-tree call overhead)
 # the node record fields kept (scikit-learn's PREDICTOR_RECORD_DTYPE); the rest are rebuilt
@@ -97,6 +98,7 @@ class Booster:
         # the same trees as plain Python lists, for a few rows at a time (a protein model's one
         # row per protein: 200 compiled calls cost ~1.6 ms, the walk in Python ~0.2 ms)
         self._py = None
+        self._windowed: dict[tuple[int, int], WindowTrees | None] = {}
         self._binned_setup(nodes, sizes, empty)
 
     def _binned_setup(self, nodes, sizes, empty) -> None:
@@ -118,9 +120,6 @@ class Booster:
         for f in np.unique(feat):
             self.thresholds[int(f)] = np.unique(thr[feat == f])
         self.binned = all(len(t) < MISSING_BIN for t in self.thresholds)
-        # features whose bins are the values themselves for 0/1 input (one-hot): no threshold,
-        # or one threshold in [0, 1)
-        self.binary_safe = np.array([len(t) == 0 or (len(t) == 1 and 0.0 <= t[0] < 1.0) for t in self.thresholds])
         self._btrees = []
         if not self.binned:
             return
@@ -151,6 +150,16 @@ class Booster:
         for f in range(X.shape[1]):
             out[:, f] = self.bin_column(f, X[:, f])
         return out
+
+    def window_trees(self, window: int, channels: int) -> "WindowTrees | None":
+        """The trees over per-residue bins for features in the window layout (feature
+        ``p * channels + c``: channel ``c`` of the window's residue ``p``); ``None`` when the trees
+        are not :attr:`binned` or the features are not that layout. Built once per layout."""
+        key = (window, channels)
+        if key not in self._windowed:
+            ok = self.binned and window * channels == self.n_features
+            self._windowed[key] = WindowTrees(self, window, channels) if ok else None
+        return self._windowed[key]
 
     def raw_binned(self, Xb: np.ndarray, n_threads: int = 1) -> np.ndarray:
         """:meth:`raw` of the rows whose bins are ``Xb`` (uint8): the same values, bit for bit
@@ -215,3 +224,101 @@ class Booster:
 
     def proba(self, X: np.ndarray, n_threads: int = 1) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.raw(X, n_threads)))
+
+
+class WindowTrees:
+    """A booster's trees walked over every window of a residue table without building the window
+    matrix.
+
+    The window features are position-major (feature ``p * C + c``: channel ``c`` of the window's
+    ``p``-th residue), so windows overlap in all but one residue. Each residue gets one row of
+    uint8 bins: a channel whose thresholds, over all ``W`` positions together, number fewer than
+    ``MISSING_BIN`` gets one column binned against that union (one-hot identity, hydropathy);
+    any other channel (disorder, pLDDT: hundreds of thresholds) gets one column per window
+    position, binned against that position's own thresholds. Window ``w`` is then row ``w`` of
+    one strided, overlapping view of the table (``rows x W * width``, row stride ``width``
+    bytes): every node reads the column of its feature's channel and position, remapped once in
+    a copy of the trees. ``x <= T[k]`` if and only if ``bin(x) <= k`` for the sorted thresholds
+    ``T`` a column is binned against (the node's own threshold is one of them), so every node
+    takes the branch it takes on the float value and the sums are those of :meth:`Booster.raw`,
+    bit for bit. Compared with materialising the ``n x W * C`` window bins this saves the copy
+    and keeps a block of windows in a few kilobytes of cache (``width`` bytes per window).
+    """
+
+    def __init__(self, booster: Booster, window: int, channels: int, shared_limit: int = MISSING_BIN) -> None:
+        """``shared_limit``: a channel is binned once for all positions when the union of its
+        thresholds has fewer values (tests lower it to check the per-position columns)."""
+        from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+        W, C = window, channels
+        self.window, self.channels, self.baseline = W, C, booster.baseline
+        self.columns: list[tuple[int, int | None, np.ndarray]] = []  # (channel, position or None, thresholds)
+        where: dict[tuple[int, int | None], int] = {}
+        for c in range(C):
+            union = np.unique(np.concatenate([booster.thresholds[p * C + c] for p in range(W)]))
+            if len(union) < min(shared_limit, MISSING_BIN):
+                where[(c, None)] = len(self.columns)
+                self.columns.append((c, None, union))
+            else:
+                for p in range(W):
+                    where[(c, p)] = len(self.columns)
+                    self.columns.append((c, p, booster.thresholds[p * C + c]))
+        self.width = len(self.columns)
+        column = np.empty(W * C, dtype=np.int64)  # feature -> offset of its byte in a window's row of the view
+        edges = []
+        for p in range(W):
+            for c in range(C):
+                j = where.get((c, None), where.get((c, p)))
+                column[p * C + c] = p * self.width + j
+                edges.append(self.columns[j][2])
+        empty = np.zeros((0, 8), dtype=np.uint32)
+        self._trees = []
+        for t in booster._btrees:
+            nd = t.nodes.copy()
+            for i in np.flatnonzero(~nd["is_leaf"].astype(bool)):
+                f = int(nd["feature_idx"][i])
+                nd["feature_idx"][i] = column[f]
+                nd["bin_threshold"][i] = np.searchsorted(edges[f], nd["num_threshold"][i])
+            self._trees.append(TreePredictor(nd, empty.copy(), empty))
+
+    def table(self, residues: np.ndarray) -> np.ndarray:
+        """``(N, width)`` uint8 bins of an ``(N, C)`` float residue matrix (NaN: ``MISSING_BIN``)."""
+        x = np.asarray(residues, dtype=np.float64)
+        out = np.empty((x.shape[0], self.width), dtype=np.uint8)
+        unions: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for j, (c, p, edges) in enumerate(self.columns):
+            v = x[:, c]
+            if p is None:
+                out[:, j] = np.searchsorted(edges, v, side="left")
+            else:  # per position: one search against the union of the positions' thresholds, then a lookup
+                if c not in unions:
+                    union = np.unique(np.concatenate([e for cc, pp, e in self.columns if cc == c]))
+                    unions[c] = (union, np.searchsorted(union, v, side="left"))
+                union, ub = unions[c]
+                # v in (union[k-1], union[k]]: its bin is the number of this position's thresholds below v
+                lut = np.empty(len(union) + 1, dtype=np.uint8)
+                lut[0] = 0
+                lut[1:] = np.searchsorted(edges, union, side="right")
+                out[:, j] = lut[ub]
+            nan = np.isnan(v)
+            if nan.any():
+                out[nan, j] = MISSING_BIN
+        return out
+
+    def raw(self, table: np.ndarray) -> np.ndarray:
+        """Raw scores of windows ``0 .. N - W`` of a residue table (:meth:`table`)."""
+        T = np.ascontiguousarray(table, dtype=np.uint8)
+        if T.ndim != 2 or T.shape[1] != self.width:
+            raise ValueError(f"expected an (n, {self.width}) residue table, got {T.shape}")
+        n = T.shape[0] - self.window + 1
+        if n <= 0:
+            return np.zeros(0)
+        view = np.lib.stride_tricks.as_strided(T.reshape(-1), shape=(n, self.window * self.width),
+                                               strides=(self.width, 1), writeable=False)
+        out = np.full(n, self.baseline, dtype=np.float64)
+        for start in range(0, n, WINDOW_BLOCK):
+            xb = view[start : start + WINDOW_BLOCK]
+            acc = out[start : start + WINDOW_BLOCK]
+            for t in self._trees:
+                acc += t.predict_binned(xb, MISSING_BIN, 1)
+        return out
