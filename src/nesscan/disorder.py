@@ -68,12 +68,13 @@ def clean(seq: str) -> str:
 # metapredict's LSTMs step over every position of the longest sequence in a batch, so the cost of
 # a batch is about (its longest length) x (a per-step overhead + its width): sequences are sorted
 # by length and cut into batches of at most CHUNK_TOKENS padded positions and CHUNK_SEQUENCES
-# sequences (also the bound on the networks' activations, ~100 MB at 2^17 positions). Over
+# sequences (also the bound on the networks' activations, ~50 MB at 2^16 positions; 2^17 is no
+# faster since the window trees stopped copying windows, and 30 MB more at the peak). Over
 # ~500 proteins at once this is ~2x faster than one metapredict call per 64 consecutive
 # proteins (benchmarks/RESULTS.md); predict and embed therefore ask for the tracks of many
 # proteins at a time (:func:`nesscan.embedders.with_tracks`: groups of ``GROUP_RESIDUES``
 # residues, the first one ``FIRST_GROUP_RESIDUES`` so that the pipeline starts sooner).
-CHUNK_TOKENS = 1 << 17
+CHUNK_TOKENS = 1 << 16
 CHUNK_SEQUENCES = 128  # a power of two: metapredict's batch_size
 GROUP_RESIDUES = 1 << 18
 FIRST_GROUP_RESIDUES = 1 << 15
