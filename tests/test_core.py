@@ -433,6 +433,51 @@ def test_listwise_loss_is_the_softmax_mass_missed_by_a_protein_s_nes_windows():
     assert float(_listwise_loss(net, Examples(X2, y, prot, list(range(7)), mutant), lists)) > got
 
 
+def test_phi_labels_mark_annotated_phi_residues_of_real_windows_only():
+    from nesscan.data import Record, Span
+    from nesscan.fitting import phi_labels
+
+    r = Record("P", "M" * 60, "c", "nes_annotated", 1, [Span(20, 33, (21, 24, 28, 31), "c1a-4")])
+    other = Record("Q", "M" * 60, "d", "crm1_nonbinder", 0)
+    ex = [("P", 15, 1.0, False), ("P", 15, 0.0, True), ("P", 40, 0.0, False), ("Q", 15, 0.0, False)]
+    lab = phi_labels([r, other], ex, 20).numpy()
+    assert lab.shape == (4, 20)
+    assert np.flatnonzero(lab[0]).tolist() == [5, 8, 12, 15]  # residues 21, 24, 28, 31 at window start 16
+    assert lab[1:].sum() == 0  # the Φ->A mutant, a window away from the NES, another protein
+
+
+def test_phi_head_learns_phi_residues_and_leaves_the_saved_network_unchanged():
+    """The multitask Φ head (training only) learns which residues are Φ in a toy task where a
+    channel marks them, its validation residue AUC is recorded, and the network it shaped has
+    exactly the plain CNN's parameters (nothing of the head is saved)."""
+    from dataclasses import replace
+
+    from nesscan.fitting import Examples, TrainConfig, fit_classifier
+
+    rng = np.random.default_rng(0)
+
+    def examples(n):
+        X = rng.normal(size=(n, 20, 6)).astype(np.float32)
+        y = (rng.random(n) < 0.5).astype(np.float32)
+        phi = np.zeros((n, 20), dtype=np.float32)
+        for i in np.flatnonzero(y):
+            phi[i, rng.choice(20, 4, replace=False)] = 1.0
+        X[:, :, 0] += 3.0 * phi  # channel 0 marks the Φ residues
+        return Examples(torch.as_tensor(X), torch.as_tensor(y), ["p"] * n, [0] * n, np.zeros(n, bool),
+                        torch.as_tensor(phi))
+
+    tr, va = examples(512), examples(256)
+    cfg = TrainConfig(window=20, arch="cnn", epochs=4, patience=10, batch_size=64, phi_head=1.0)
+    net, info = fit_classifier(tr, va, 6, cfg)
+    assert info["history"][-1]["val_phi_auc"] > 0.9
+    plain, info0 = fit_classifier(tr, va, 6, replace(cfg, phi_head=0.0))
+    assert "val_phi_auc" not in info0["history"][-1]
+    sd, sd0 = net.state_dict(), plain.state_dict()
+    assert sd.keys() == sd0.keys() and all(sd[k].shape == sd0[k].shape for k in sd)
+    with pytest.raises(NesscanError, match="phi-head"):
+        fit_classifier(tr, va, 6, replace(cfg, arch="mlp"))
+
+
 def test_cv_folds_never_share_a_cluster(tiny_data):
     from sklearn.model_selection import StratifiedGroupKFold
 

@@ -230,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neg-per-shuffled", type=int, default=0, metavar="N",
                    help="negatives from a composition-preserving shuffle of each training protein: up to N windows "
                         "centred on a chance consensus motif (default: 0)")
+    p.add_argument("--phi-head", type=float, default=0.0, metavar="WEIGHT",
+                   help="multitask: a per-residue head on the CNN's features learns the annotated Φ residues "
+                        "(hydrophobic_positions) next to the window loss, with this weight; training only, the saved "
+                        "network is unchanged (default 0: off)")
     p.add_argument("--listwise", type=float, default=0.0, metavar="WEIGHT",
                    help="add a within-protein listwise loss (softmax over each NES protein's windows, its NES "
                         "windows as the relevant ones) with this weight next to BCE (default: 0, BCE only)")
@@ -343,7 +347,8 @@ def run(args) -> int:
                           patience=args.patience, seed=args.seed, folds=max(args.folds, 2),
                           phi_mutants=not args.no_phi_mutants, neg_per_shuffled=args.neg_per_shuffled,
                           tree_iterations=args.tree_iterations, tree_learning_rate=args.tree_learning_rate,
-                          tree_max_leaf_nodes=args.tree_leaves, listwise=args.listwise)
+                          tree_max_leaf_nodes=args.tree_leaves, listwise=args.listwise,
+                          phi_head=args.phi_head)
         emb = get_embedder(args.embedder, weights=args.weights, layer=args.layer, device=args.device,
                            context=args.context)
         archs = [a.strip() for a in args.compare_archs.split(",")] if args.compare_archs else None

@@ -66,6 +66,7 @@ class TrainConfig:
     null_shuffles: int = 1  # composition-preserving shuffles per training protein for the background null
     neg_per_shuffled: int = 0  # consensus-motif windows per shuffled training protein, as negatives
     listwise: float = 0.0  # weight of the within-protein listwise loss next to BCE (0: BCE only)
+    phi_head: float = 0.0  # weight of the per-residue Φ head's loss (multitask, CNN only; 0: none)
 
 
 HARD_SHUFFLE_SALT = 1000  # seed offset of the training shuffles (the background null uses seed + k)
@@ -124,6 +125,7 @@ class Examples:
     protein: list[str]
     start0: list[int]
     mutant: np.ndarray  # bool
+    phi: torch.Tensor | None = None  # (N, W): 1 at the window's annotated Φ residues (multitask head)
 
 
 def example_windows(records: list[Record], cfg: TrainConfig, rng: np.random.Generator,
@@ -175,7 +177,20 @@ def build_examples(records: list[Record], embs: dict[str, np.ndarray], mutant_em
     xs = [(mutant_embs if m else embs)[pid][s0 : s0 + W] for pid, s0, _, m in ex]
     X = torch.as_tensor(np.stack(xs)) if xs else torch.zeros((0, W, 1))
     return Examples(X, torch.tensor([e[2] for e in ex], dtype=torch.float32), [e[0] for e in ex], [e[1] for e in ex],
-                    np.array([e[3] for e in ex], dtype=bool))
+                    np.array([e[3] for e in ex], dtype=bool), phi_labels(records, ex, W))
+
+
+def phi_labels(records: list[Record], ex, W: int) -> torch.Tensor:
+    """(N, W) float: 1 where a window's residue is an annotated Φ (``hydrophobic_positions`` of
+    any of the protein's spans), 0 elsewhere and in Φ->A mutants (their Φ are alanines)."""
+    phi = {r.id: {p - 1 for sp in r.spans for p in sp.phi} for r in records if r.spans}
+    out = np.zeros((len(ex), W), dtype=np.float32)
+    for n, (pid, s0, _, m) in enumerate(ex):
+        if not m and pid in phi:
+            for k in range(W):
+                if s0 + k in phi[pid]:
+                    out[n, k] = 1.0
+    return torch.as_tensor(out)
 
 
 # ----------------------------------------------------------------------------- training
@@ -205,13 +220,15 @@ def fit_classifier(train: Examples, val: Examples | None, dim: int, cfg: TrainCo
     flat = train.X.reshape(-1, train.X.shape[-1])
     net.norm_in.mean.copy_(flat.mean(0))
     net.norm_in.std.copy_(flat.std(0).clamp(min=1e-4))
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_pos = float(train.y.sum())
     pos_weight = torch.tensor((len(train.y) - n_pos) / max(n_pos, 1.0))
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     gen = torch.Generator().manual_seed(cfg.seed)
     mask_full = torch.ones((cfg.batch_size, cfg.window), dtype=torch.bool)
     lists = _protein_lists(train) if cfg.listwise > 0 else []
+    phi_head = _PhiHead(net, train, cfg) if cfg.phi_head > 0 else None
+    params = list(net.parameters()) + (list(phi_head.parameters()) if phi_head is not None else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     list_gen = torch.Generator().manual_seed(cfg.seed + 1)
     list_order: list[int] = []
     best_auc, best_state, best_epoch, stale = -1.0, None, 0, 0
@@ -223,8 +240,12 @@ def fit_classifier(train: Examples, val: Examples | None, dim: int, cfg: TrainCo
         total = 0.0
         for i in range(0, len(perm), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
-            logits = net(train.X[idx], mask_full[: len(idx)])
-            loss = loss_fn(logits, train.y[idx])
+            if phi_head is not None:
+                logits, aux = phi_head(train.X[idx])
+                loss = loss_fn(logits, train.y[idx]) + cfg.phi_head * phi_head.loss(aux, idx)
+            else:
+                logits = net(train.X[idx], mask_full[: len(idx)])
+                loss = loss_fn(logits, train.y[idx])
             if lists:
                 if not list_order:
                     list_order = torch.randperm(len(lists), generator=list_gen).tolist()
@@ -232,13 +253,15 @@ def fit_classifier(train: Examples, val: Examples | None, dim: int, cfg: TrainCo
                 loss = loss + cfg.listwise * _listwise_loss(net, train, chunk)
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             total += float(loss.detach()) * len(idx)
         rec = {"epoch": epoch, "loss": total / len(perm)}
         if val is not None and epochs is None:
             auc = _auc(val.y.numpy(), _predict(net, val.X))
             rec["val_auc"] = auc
+            if phi_head is not None:
+                rec["val_phi_auc"] = phi_head.residue_auc(val)
             if auc > best_auc + 1e-4:
                 best_auc, best_epoch, stale = auc, epoch, 0
                 best_state = {k: v.clone() for k, v in net.state_dict().items()}
@@ -256,6 +279,45 @@ def fit_classifier(train: Examples, val: Examples | None, dim: int, cfg: TrainCo
     net.eval()
     return net, {"best_epoch": best_epoch, "best_val_auc": best_auc if best_state is not None else None,
                  "history": history}
+
+
+class _PhiHead(torch.nn.Module):
+    """Multitask Φ head for the window CNN (training only): a linear layer on the CNN's
+    per-position features predicts which of the window's residues are annotated Φ (the CRM1
+    pocket residues), next to the window's own BCE. It shapes the shared convolutions and is
+    dropped after training: the saved network and its inference are unchanged."""
+
+    def __init__(self, net, train: Examples, cfg: TrainConfig) -> None:
+        super().__init__()
+        if not hasattr(net, "net") or not isinstance(net.net[0], torch.nn.Conv1d):
+            raise NesscanError("--phi-head needs the CNN window network (--arch cnn or stack)")
+        self.cnn = [net]  # not a submodule: its parameters are the network's own
+        self.lin = torch.nn.Linear(net.head.in_features, 1)
+        self.labels = train.phi
+        n_pos = float(self.labels.sum())
+        self.pos_weight = torch.tensor((self.labels.numel() - n_pos) / max(n_pos, 1.0))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.cnn[0]
+        return net.net(net.norm_in(x).transpose(1, 2)).transpose(1, 2)  # (B, W, C); full windows
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(x)
+        return self.cnn[0].head(h.max(1).values).squeeze(-1), self.lin(h).squeeze(-1)
+
+    def loss(self, aux: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.binary_cross_entropy_with_logits(aux, self.labels[idx], pos_weight=self.pos_weight)
+
+    @torch.no_grad()
+    def residue_auc(self, ex: Examples) -> float:
+        """ROC AUC of the head's per-residue scores for annotated Φ, over the positive windows."""
+        keep = ex.y == 1
+        if ex.phi is None or not bool(keep.any()):
+            return float("nan")
+        self.cnn[0].eval()  # the training loop sets train() again at the next epoch
+        z = torch.cat([self.lin(self.features(ex.X[keep][i : i + 4096])).squeeze(-1)
+                       for i in range(0, int(keep.sum()), 4096)])
+        return _auc(ex.phi[keep].reshape(-1).numpy(), z.reshape(-1).numpy())
 
 
 LIST_CHUNK = 8  # proteins in the listwise term of each BCE batch
