@@ -85,13 +85,25 @@ def main(path):
     if pl:
         print("\n**Protein level** (ROC AUC, pooled out-of-fold; score − baseline with a 95 % cluster-bootstrap "
               "interval):\n")
-        print("| task | nes_score (NES evidence only) | score (trees: NES evidence + composition + length) | "
-              "baseline (same trees, composition + length only) | score − baseline, 95 % CI |")
-        print("|---|---|---|---|---|")
+        ctx = pooled.get("protein_context_features")
+        dis = ctx is not None
+        what = "NES evidence + composition + length" + (" (+ disorder context where chosen)" if dis else "")
+        print(f"| task | nes_score (NES evidence only) | score (trees: {what}) | "
+              "baseline (same trees, composition + length only) | score − baseline, 95 % CI |"
+              + (" baseline + disorder context (no NES evidence) | score − that, 95 % CI |" if dis else ""))
+        print("|---|---|---|---|---|" + ("---|---|" if dis else ""))
         for task, m in pl.items():
             lo, hi = m["score_minus_baseline_95ci"]
+            extra = ""
+            if dis:
+                lo2, hi2 = m["score_minus_disorder_baseline_95ci"]
+                bd = m["baseline_composition_length_disorder"]
+                extra = f" {fmt(bd)} | {fmt(m['score'] - bd)} [{fmt(lo2)}, {fmt(hi2)}] |"
             print(f"| {task} | {fmt(m['nes_score'])} | {fmt(m['score'])} | {fmt(m['baseline_composition_length'])} | "
-                  f"{fmt(m['score'] - m['baseline_composition_length'])} [{fmt(lo)}, {fmt(hi)}] |")
+                  f"{fmt(m['score'] - m['baseline_composition_length'])} [{fmt(lo)}, {fmt(hi)}] |" + extra)
+        if dis:
+            print(f"\nDisorder context features ({', '.join(ctx['features'])}) in the protein model, chosen per outer "
+                  f"fold by {ctx['rule']}: {ctx['used_per_outer_fold']}; shipped model: {ctx['used_by_shipped_model']}.")
     fs = cv.get("fusion_shrinkage")
     if fs:
         print(f"\nFusion shrinkage chosen per outer fold: {fs['per_outer_fold']}; shipped: {fs.get('final')}.")

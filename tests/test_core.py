@@ -380,6 +380,67 @@ def test_training_reproducible_with_seed(tiny_data, tmp_path):
     assert card["training"]["data_sha256"] and card["embedder"] == "builtin"
 
 
+def test_protein_model_disorder_context_is_chosen_nested_and_read_at_prediction(tiny_data, tmp_path):
+    """With the disorder channels, training reports the protein-level figures beside both
+    baselines (composition + length, and with the disorder context) and records, per outer fold,
+    whether its inner folds chose the context features. A protein model that reads them gets
+    each protein's own disorder tracks at prediction: its ``score`` is the trees' probability of
+    exactly those features (recomputed here from the model's own files)."""
+    import csv
+
+    from safetensors.numpy import load_file, save_file
+
+    from nesscan import protein_model as pm
+    from nesscan.train import TrainConfig, run_train
+
+    emb = get_embedder("builtin", context="disorder")
+    out = tmp_path / "m"
+    run_train(tiny_data, str(out), emb, TrainConfig(epochs=2, folds=2, seed=0, tree_iterations=10), cv=True,
+              progress=False)
+    card = json.load(open(out / "model.json"))
+    po = card["cross_validation"]["pooled_out_of_fold"]
+    ctx = po["protein_context_features"]
+    assert ctx["features"] == pm.CONTEXT_FEATURES and len(ctx["used_per_outer_fold"]) == 2
+    assert pm.uses_context(card["protein_model"]) == ctx["used_by_shipped_model"]
+    for task in ("T2_annotated_vs_nonbinder", "T3_cargo_vs_nonbinder"):
+        t = po["protein_level"][task]
+        assert 0.0 <= t["baseline_composition_length_disorder"] <= 1.0
+        lo, hi = t["score_minus_disorder_baseline_95ci"]
+        assert lo <= hi
+    # a protein model that reads the context (refitted here if the tiny data's CV left it out)
+    if not ctx["used_by_shipped_model"]:
+        rng = np.random.default_rng(0)
+        n = len(pm.NES_FEATURES + pm.COMP_FEATURES + pm.CONTEXT_FEATURES)
+        X = rng.random((80, n))
+        y = (X[:, -3] + 0.5 * rng.random(80) > 0.75).astype(int)  # mostly mean disorder
+        params, arrays = pm.fit_gbm(X, y)
+        trees = {k: v for k, v in load_file(str(out / "trees.safetensors")).items() if not k.startswith("protein.")}
+        save_file({**trees, **arrays}, str(out / "trees.safetensors"))
+        card["protein_model"] = params
+        json.dump(card, open(out / "model.json", "w"))
+    assert pm.uses_context(json.load(open(out / "model.json"))["protein_model"])
+    from nesscan.model import load as load_model
+    from nesscan.report import score_and_rank
+    from nesscan.scoring import fuse_protein
+
+    seqs = [("a", "MSDEKLLLSALEKLSLDGSPEEAKRRKKS" * 3), ("b", "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAV")]
+    fasta = write_fasta(tmp_path / "in.fasta", seqs)
+    res = run_cli("predict", "--input", fasta, "--outdir", tmp_path / "p", "--model", out, "-q")
+    assert res.returncode == 0, res.stderr
+    rows = {r["id"]: r for r in csv.DictReader(open(tmp_path / "p" / "proteins.tsv"), delimiter="\t")}
+    m = load_model(str(out))
+    for pid, seq in seqs:
+        e = emb.embed_batch([seq])[0]
+        nn = score_many(m, [e])[0]
+        fused = fuse_protein(seq, e, nn, m.window, m.raw["fusion"], m.references)["fused_score"]
+        top = [c.score for c in pick_candidates(fused, len(seq), m.window, top_k=5)]
+        feats = pm.feature_vector(seq, fused, top, e[:, -2:])  # disorder, pLDDT / 100
+        assert feats.shape[0] == m.protein_booster.n_features
+        prob = float(m.protein_booster.proba(feats[None])[0])
+        assert float(score_and_rank(m, pid, seq, e, nn, 5, 1.0).protein_row[2]) == pytest.approx(prob, abs=6e-5)
+        assert float(rows[pid]["score"]) == pytest.approx(prob, abs=6e-5)  # printed with 4 decimals
+
+
 def test_shuffled_hard_negatives_are_chance_motifs_of_the_fold_s_own_proteins(tiny_data):
     from collections import Counter
 

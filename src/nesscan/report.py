@@ -77,9 +77,10 @@ class Ranked:
 
 def rank_protein(pid: str, seq: str, window: int, comps: dict, protein_scorer, top_k: int,
                  calibration: dict | None, max_evalue: float, rsa: np.ndarray | None = None,
-                 plddt: np.ndarray | None = None) -> Ranked:
+                 plddt: np.ndarray | None = None, tracks: np.ndarray | None = None) -> Ranked:
     """Candidates from the fused window score (or the classifier score when the model has no
     fusion), with E-values, components, Φ residues, class and optional structure context.
+    ``tracks``: the protein's disorder and pLDDT channels, for a protein model that reads them.
 
     ``calibration``: the model's background null (:mod:`nesscan.calibrate`); without one (models
     from before nesscan 0.2) E-values are empty and nothing is called high-confidence."""
@@ -93,7 +94,7 @@ def rank_protein(pid: str, seq: str, window: int, comps: dict, protein_scorer, t
     else:
         evals, n_high = np.full(len(cands), np.nan), 0
     best = cands[0]
-    feats = protein_model.feature_vector(seq, score, [c.score for c in cands])
+    feats = protein_model.feature_vector(seq, score, [c.score for c in cands], tracks)
     prob = float(protein_scorer(feats)[0]) if protein_scorer is not None else best.score
     prow = [pid, L, _f(prob), _f(best.score), _e(float(evals[0])), best.start, best.end,
             seq[best.start - 1 : best.end], n_high]
@@ -164,8 +165,10 @@ def score_and_rank(m, pid: str, seq: str, emb, nn, top_k: int, max_evalue: float
             rsa, plddt = scoring.structure_tracks(path, seq)
         else:
             log.warning("no structure for %s in %s", pid, structure_dir)
-    return rank_protein(pid, seq, m.window, comps, protein_model.scorer(m.raw.get("protein_model"), m.protein_booster),
-                        top_k, m.raw.get("calibration"), max_evalue, rsa, plddt)
+    pmodel = m.raw.get("protein_model")
+    tracks = np.asarray(emb[:, -2:]) if protein_model.uses_context(pmodel) else None
+    return rank_protein(pid, seq, m.window, comps, protein_model.scorer(pmodel, m.protein_booster),
+                        top_k, m.raw.get("calibration"), max_evalue, rsa, plddt, tracks)
 
 
 class ResultWriter:

@@ -45,6 +45,11 @@ def _protein_features(records, fused_scores, window):
         [c.score for c in pick_candidates(fused_scores[r.id], len(r.sequence), window, top_k=2)]) for r in records])
 
 
+def _context_features(records, embs) -> np.ndarray:
+    """The proteins' disorder context features (the embeddings' last two channels)."""
+    return np.array([protein_model.context_features(embs[r.id][:, -2:]) for r in records])
+
+
 def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, cv: bool = True,
               progress: bool = True, compare_archs: list[str] | None = None) -> dict:
     """Train the window model, the stack, the fusion, the background null (E-values) and the
@@ -127,12 +132,21 @@ def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, 
     from . import protein_model as pm
 
     Xn = _protein_features(records, oof_fused, cfg.window)
-    protein_params, protein_trees = pm.fit_gbm(Xn, np.array([r.label for r in records]), seed=cfg.seed)
+    Xd = _context_features(records, embs) if context else None
+    y = np.array([r.label for r in records])
+    # the disorder context joins the protein model when cross-validation over all folds prefers it
+    # (the outer folds' figures below choose it on their own training folds)
+    use_context = Xd is not None and metrics is not None and pm.choose_context(
+        Xn, Xd, y, np.array([fin["fold_of"][r.id] for r in records]), seed=cfg.seed)
+    protein_params, protein_trees = pm.fit_gbm(np.hstack([Xn, Xd]) if use_context else Xn, y, seed=cfg.seed)
     if metrics is None:
         protein_params["note"] = "fitted on in-sample scores (trained without cross-validation)"
     else:
-        metrics["pooled_out_of_fold"]["protein_level"] = pm.cross_validated_aucs(
-            records, Xn, fin["fold_of"], seed=cfg.seed)
+        pl = pm.cross_validated_aucs(records, Xn, fin["fold_of"], seed=cfg.seed, Xd=Xd)
+        ctx = pl.pop("context_features", None)
+        metrics["pooled_out_of_fold"]["protein_level"] = pl
+        if ctx is not None:
+            metrics["pooled_out_of_fold"]["protein_context_features"] = {**ctx, "used_by_shipped_model": use_context}
     card_extra["training"]["final"] = {k: v for k, v in wm.info.items() if k != "history"}
     if stack is not None:
         card_extra["stack"] = stack
