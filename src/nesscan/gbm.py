@@ -8,6 +8,8 @@ a loaded model gives exactly the raw scores of the fitted one (tested). :meth:`B
 walks the same trees over uint8 bins of the features (scikit-learn's ``predict_binned``; the bins
 are derived from the nodes' own thresholds, so the values are the same bit for bit, tested):
 ~2x faster on window matrices, whose float64 rows no longer fit the CPU cache.
+:class:`WindowTrees` walks them over every window of a per-residue bin table without building the
+window matrix (one overlapping strided view; the same values bit for bit, tested).
 
 Only numerical splits are used (no categorical features), so the categorical bitsets are empty.
 """
