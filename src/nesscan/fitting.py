@@ -36,7 +36,7 @@ from . import scoring
 from .data import Record
 from .embedders import Embedder
 from .errors import NesscanError
-from .model import ModelCard, build
+from .model import ModelCard, WindowCNN, build
 
 log = logging.getLogger("nesscan.train")
 
@@ -289,7 +289,7 @@ class _PhiHead(torch.nn.Module):
 
     def __init__(self, net, train: Examples, cfg: TrainConfig) -> None:
         super().__init__()
-        if not hasattr(net, "net") or not isinstance(net.net[0], torch.nn.Conv1d):
+        if not isinstance(net, WindowCNN):
             raise NesscanError("--phi-head needs the CNN window network (--arch cnn or stack)")
         self.cnn = [net]  # not a submodule: its parameters are the network's own
         self.lin = torch.nn.Linear(net.head.in_features, 1)
@@ -297,9 +297,8 @@ class _PhiHead(torch.nn.Module):
         n_pos = float(self.labels.sum())
         self.pos_weight = torch.tensor((self.labels.numel() - n_pos) / max(n_pos, 1.0))
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        net = self.cnn[0]
-        return net.net(net.norm_in(x).transpose(1, 2)).transpose(1, 2)  # (B, W, C); full windows
+    def features(self, x: torch.Tensor) -> torch.Tensor:  # (B, W, C); training windows are full
+        return self.cnn[0].positions(x, torch.ones(x.shape[:2], dtype=torch.bool))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.features(x)

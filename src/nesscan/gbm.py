@@ -266,6 +266,19 @@ class WindowTrees:
                     where[(c, p)] = len(self.columns)
                     self.columns.append((c, p, booster.thresholds[p * C + c]))
         self.width = len(self.columns)
+        # per-position columns are binned through one search against their channel's union of
+        # thresholds, then a lookup per column: v in (union[k-1], union[k]] has as its bin the
+        # number of that position's thresholds below v
+        self._unions = {c: np.unique(np.concatenate([e for cc, _, e in self.columns if cc == c]))
+                        for c, p, _ in self.columns if p is not None}
+        self._luts: list[np.ndarray | None] = []
+        for c, p, e in self.columns:
+            lut = None
+            if p is not None:
+                lut = np.empty(len(self._unions[c]) + 1, dtype=np.uint8)
+                lut[0] = 0
+                lut[1:] = np.searchsorted(e, self._unions[c], side="right")
+            self._luts.append(lut)
         column = np.empty(W * C, dtype=np.int64)  # feature -> offset of its byte in a window's row of the view
         edges = []
         for p in range(W):
@@ -287,21 +300,10 @@ class WindowTrees:
         """``(N, width)`` uint8 bins of an ``(N, C)`` float residue matrix (NaN: ``MISSING_BIN``)."""
         x = np.asarray(residues, dtype=np.float64)
         out = np.empty((x.shape[0], self.width), dtype=np.uint8)
-        unions: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for j, (c, p, edges) in enumerate(self.columns):
+        ub = {c: np.searchsorted(u, x[:, c], side="left") for c, u in self._unions.items()}
+        for j, ((c, _, edges), lut) in enumerate(zip(self.columns, self._luts)):
             v = x[:, c]
-            if p is None:
-                out[:, j] = np.searchsorted(edges, v, side="left")
-            else:  # per position: one search against the union of the positions' thresholds, then a lookup
-                if c not in unions:
-                    union = np.unique(np.concatenate([e for cc, pp, e in self.columns if cc == c]))
-                    unions[c] = (union, np.searchsorted(union, v, side="left"))
-                union, ub = unions[c]
-                # v in (union[k-1], union[k]]: its bin is the number of this position's thresholds below v
-                lut = np.empty(len(union) + 1, dtype=np.uint8)
-                lut[0] = 0
-                lut[1:] = np.searchsorted(edges, union, side="right")
-                out[:, j] = lut[ub]
+            out[:, j] = np.searchsorted(edges, v, side="left") if lut is None else lut[ub[c]]
             nan = np.isnan(v)
             if nan.any():
                 out[nan, j] = MISSING_BIN

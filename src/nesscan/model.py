@@ -76,9 +76,12 @@ class WindowCNN(nn.Module):
         )
         self.head = nn.Linear(channels, 1)
 
+    def positions(self, x, mask):
+        """Per-position features ``(B, W, channels)`` before the max pooling."""
+        return self.net((self.norm_in(x) * mask.unsqueeze(-1)).transpose(1, 2)).transpose(1, 2)
+
     def forward(self, x, mask):
-        h = self.net((self.norm_in(x) * mask.unsqueeze(-1)).transpose(1, 2)).transpose(1, 2)
-        h = h.masked_fill(~mask.unsqueeze(-1), -1e4)
+        h = self.positions(x, mask).masked_fill(~mask.unsqueeze(-1), -1e4)
         return self.head(h.max(1).values).squeeze(-1)
 
 
