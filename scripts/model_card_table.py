@@ -32,11 +32,12 @@ def main(path):
           "known NES):\n")
     print("| window score | hit@1 | hit@5 | residue AUC (pooled) | window AUC within annotated | T2 AUC (max) | T3 AUC (max) |")
     print("|---|---|---|---|---|---|---|")
-    names = {"fused_score": "**fused** (shipped ranking: stack + motifs + similarity)",
+    names = {"fused_score": "**fused** (shipped ranking: stack + motifs + similarity + NES profile)",
              "nn_score": "window model (stack: CNN + trees)", "net_alone": "CNN alone (with disorder)",
              "tree_alone": "trees alone (one-hot + hydropathy + disorder)", "motif_score": "motifs alone",
-             "similarity_score": "similarity alone"}
-    for key in ("fused_score", "nn_score", "net_alone", "tree_alone", "motif_score", "similarity_score"):
+             "similarity_score": "similarity alone", "profile_alone": "NES profile alone (log-odds around Φ1)"}
+    for key in ("fused_score", "nn_score", "net_alone", "tree_alone", "motif_score", "similarity_score",
+                "profile_alone"):
         m = pooled["components"].get(key)
         if m:
             print(f"| {names[key]} | {fmt(m['hit_at_1'])} | {fmt(m['hit_at_5'])} | {fmt(m['residue_auc_pooled'])} | "
@@ -107,6 +108,9 @@ def main(path):
     fs = cv.get("fusion_shrinkage")
     if fs:
         print(f"\nFusion shrinkage chosen per outer fold: {fs['per_outer_fold']}; shipped: {fs.get('final')}.")
+        if "profile_weight_per_outer_fold" in fs:
+            print(f"\nNES-profile weight (log-odds units added to the fused logit; grid {fs['profile_weight_grid']}) "
+                  f"chosen per outer fold: {fs['profile_weight_per_outer_fold']}; shipped: {fs.get('final_profile_weight')}.")
     cal = card.get("calibration", {})
     if cal:
         print(f"\nBackground null of the shipped model: {cal.get('null_proteins')}, {cal['n_null_candidates']:,} "

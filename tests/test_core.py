@@ -365,7 +365,8 @@ def test_training_reproducible_with_seed(tiny_data, tmp_path):
     cv = card["cross_validation"]
     assert "StratifiedGroupKFold" in cv["scheme"]
     comps = cv["pooled_out_of_fold"]["components"]
-    assert set(comps) == {"nn_score", "motif_score", "similarity_score", "fused_score", "net_alone", "tree_alone"}
+    assert set(comps) == {"nn_score", "motif_score", "similarity_score", "fused_score", "net_alone", "tree_alone",
+                          "profile_alone"}
     assert card["arch"] == "stack" and card["net_arch"] == "cnn" and set(card["stack"]) >= {"coef", "intercept"}
     calls = cv["calls"]
     assert calls["final_cutoff"] in calls["curve"] or str(calls["final_cutoff"]) in calls["curve"]
@@ -377,6 +378,13 @@ def test_training_reproducible_with_seed(tiny_data, tmp_path):
         assert lo <= hi
     assert 0.0 <= comps["fused_score"]["hit_at_1"] <= comps["fused_score"]["hit_at_5"] <= 1.0
     assert set(card["fusion"]) >= {"motif", "similarity", "fusion"}
+    fs = cv["fusion_shrinkage"]  # the NES-profile weight: chosen on the grid per outer fold and for the model
+    assert len(fs["profile_weight_per_outer_fold"]) == 2
+    assert set(fs["profile_weight_per_outer_fold"] + [fs["final_profile_weight"]]) <= set(fs["profile_weight_grid"])
+    if fs["final_profile_weight"]:
+        assert card["fusion"]["profile_weight"] == fs["final_profile_weight"] and card["fusion"]["profile"]["n_spans"] > 0
+    else:
+        assert "profile_weight" not in card["fusion"]
     assert card["training"]["data_sha256"] and card["embedder"] == "builtin"
 
 

@@ -5,8 +5,8 @@ For each outer fold (``StratifiedGroupKFold`` by mmseqs2 cluster, stratified on 
 1. the window model is fitted on the other folds: the neural classifier (early-stopped on held-out
    clusters of the training folds), the gradient-boosted trees, or both;
 2. the *stack* (a logistic regression over the network's and the trees' logits) and the fusion
-   with motifs and similarity (with its shrinkage) are fitted on the other folds' out-of-fold
-   scores, the shrinkage chosen by CV inside those folds;
+   with motifs, similarity and the NES profile (with its shrinkage and profile weight) are fitted
+   on the other folds' out-of-fold scores, shrinkage and weight chosen by CV inside those folds;
 3. the background null (:mod:`nesscan.calibrate`) is fitted on composition-preserving shuffles of
    the *training* proteins scored by this fold's pipeline; the held-out proteins and their own
    shuffles get E-values from it;
@@ -31,6 +31,8 @@ from .train_metrics import (calls_at, localisation_metrics, phi_metrics, protein
 log = logging.getLogger("nesscan.train")
 
 SHRINK_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0)
+# weight of the NES-profile score (log-odds units) added to the fused logit; 0 = no profile
+PROFILE_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 EVALUE_GRID = tuple(float(f"{v:.3g}") for v in np.logspace(-4, 1, 26))
 # the one-hot + hydropathy baseline's trees: fixed, whatever the window model's trees are
 BASELINE_TREES = {"tree_iterations": 200, "tree_learning_rate": 0.1, "tree_max_leaf_nodes": 31}
@@ -83,42 +85,54 @@ def _stack_for(records, outs, cfg):
 
 def _fusion_data(records, outs, nn, cfg):
     ex = _examples(records, cfg)
+    pf = np.array([outs[p]["pf"][s] if outs[p].get("pf") is not None else 0.0 for p, s, _, _ in ex])
     return ([p for p, _, _, _ in ex], np.array([nn[p][s] for p, s, _, _ in ex]),
             np.array([outs[p]["mf"][s] for p, s, _, _ in ex]), np.array([outs[p]["sr"][s] for p, s, _, _ in ex]),
-            np.array([lab for _, _, lab, _ in ex]))
+            np.array([lab for _, _, lab, _ in ex]), pf)
 
 
-def select_fusion_shrink(records, nn: dict, outs: dict, fold_of: dict, cfg, grid=SHRINK_GRID) -> tuple[float, dict]:
-    """The fusion shrinkage with the highest pooled hit@1 + hit@5 over the folds in ``fold_of``
-    (each fold scored by a fusion fitted on the others); ties go to the larger value. With fewer
-    than two folds: the plain fit (1.0)."""
+def select_fusion(records, nn: dict, outs: dict, fold_of: dict, cfg, grid=SHRINK_GRID,
+                  weights=PROFILE_GRID) -> tuple[tuple[float, float], dict]:
+    """The fusion shrinkage and NES-profile weight with the highest pooled hit@1 + hit@5 over the
+    folds in ``fold_of`` (each fold scored by a fusion fitted on the others); ties go to the
+    larger shrinkage, then the smaller profile weight. Without profile scores in ``outs`` only
+    weight 0 is tried. With fewer than two folds: the plain fit, no profile (1.0, 0.0)."""
     sub = [r for r in records if r.id in fold_of]
     folds = sorted(set(fold_of.values()))
-    ids, nnx, mf, sr, y = _fusion_data(sub, outs, nn, cfg)
+    ids, nnx, mf, sr, y, _ = _fusion_data(sub, outs, nn, cfg)
     ex_fold = np.array([fold_of[i] for i in ids])
     if len(folds) < 2 or any(len(set(y[ex_fold != k].tolist())) < 2 for k in folds):
-        return 1.0, {}
-    arrays: dict[float, dict] = {g: {} for g in grid}
+        return (1.0, 0.0), {}
+    nes = [r for r in sub if r.group == "nes_annotated" and r.spans]  # localisation reads only these
+    if any(outs[r.id].get("pf") is None for r in nes):
+        weights = (0.0,)
+    arrays: dict[tuple, dict] = {(g, a): {} for g in grid for a in weights}
     for k in folds:
         tr = ex_fold != k
         for g, params in scoring.fit_fusion_grid(nnx[tr], mf[tr], sr[tr], y[tr], seed=cfg.seed, shrinks=grid).items():
-            for r in sub:
+            for r in nes:
                 if fold_of[r.id] == k:
-                    arrays[g][r.id] = scoring.component_scores(params, nn[r.id], outs[r.id]["mf"], outs[r.id]["sr"])["fused_score"]
-    table = {g: localisation_metrics(sub, arrays[g], cfg.window) for g in grid}
-    table = {g: {"hit_at_1": m.get("hit_at_1", float("nan")), "hit_at_5": m.get("hit_at_5", float("nan"))}
-             for g, m in table.items()}
-    best = max(grid, key=lambda g: (round(table[g]["hit_at_1"] + table[g]["hit_at_5"], 9), g))
-    return float(best), {str(g): v for g, v in table.items()}
+                    z = _logit(scoring.component_scores(params, nn[r.id], outs[r.id]["mf"], outs[r.id]["sr"])["fused_score"])
+                    for a in weights:  # ranking only: the recalibration of with_profile is monotone
+                        arrays[(g, a)][r.id] = z + a * outs[r.id]["pf"] if a else z
+    table = {ga: localisation_metrics(sub, arr, cfg.window) for ga, arr in arrays.items()}
+    table = {ga: {"hit_at_1": m.get("hit_at_1", float("nan")), "hit_at_5": m.get("hit_at_5", float("nan"))}
+             for ga, m in table.items()}
+    best = max(table, key=lambda ga: (round(table[ga]["hit_at_1"] + table[ga]["hit_at_5"], 9), ga[0], -ga[1]))
+    return (float(best[0]), float(best[1])), {f"shrink={g} profile={a}": v for (g, a), v in table.items()}
 
 
-def fit_fusion_on(records, nn, outs, cfg, shrink):
-    _, nnx, mf, sr, y = _fusion_data(records, outs, nn, cfg)
-    return scoring.fit_fusion(nnx, mf, sr, y, seed=cfg.seed, shrink=shrink)
+def fit_fusion_on(records, nn, outs, cfg, shrink, profile_weight=0.0):
+    _, nnx, mf, sr, y, pf = _fusion_data(records, outs, nn, cfg)
+    params = scoring.fit_fusion(nnx, mf, sr, y, seed=cfg.seed, shrink=shrink)
+    if profile_weight:
+        fused_ex = scoring.component_scores(params, nnx, mf, sr)["fused_score"]
+        params = scoring.with_profile(params, profile_weight, fused_ex, pf, y, seed=cfg.seed)
+    return params
 
 
 def fused(params, nn_arr, out):
-    return scoring.component_scores(params, nn_arr, out["mf"], out["sr"])
+    return scoring.component_scores(params, nn_arr, out["mf"], out["sr"], out.get("pf"))
 
 
 # ----------------------------------------------------------------------------- calls
@@ -199,18 +213,19 @@ def cross_validate(records, embs, mut, null_records, null_embs, dim, cfg, progre
                 nn[r.id] = window_model_scores(arch, outs[r.id], st)
     # fusion per outer fold, its shrinkage chosen inside the other folds
     comps: dict[str, dict] = {}
-    shrinks, fusions = [], []
+    shrinks, profile_weights, fusions = [], [], []
     for k in range(cfg.folds):
         inner = {i: f for i, f in fold_of.items() if f != k}
         other = [r for r in records if fold_of[r.id] != k]
-        g, _ = select_fusion_shrink(records, nn, outs, inner, cfg)
+        (g, a), _ = select_fusion(records, nn, outs, inner, cfg)
         shrinks.append(g)
-        params = fit_fusion_on(other, nn, outs, cfg, g)
+        profile_weights.append(a)
+        params = fit_fusion_on(other, nn, outs, cfg, g, a)
         fusions.append(params)
         for r in records:
             if fold_of[r.id] == k:
                 comps[r.id] = fused(params, nn[r.id], outs[r.id])
-    log.info("fusion shrinkage chosen per outer fold: %s", shrinks)
+    log.info("fusion shrinkage chosen per outer fold: %s; NES-profile weight: %s", shrinks, profile_weights)
     # background null per fold: shuffles of the training proteins through this fold's pipeline
     lengths = {r.id: len(r.sequence) for r in records}
     null_len = {n.id: len(n.sequence) for n in null_records}
@@ -258,12 +273,12 @@ def cross_validate(records, embs, mut, null_records, null_embs, dim, cfg, progre
         loc = localisation_metrics(records, arrays, cfg.window)
         loc.update(protein_aucs(records, {i: float(a.max()) for i, a in arrays.items()}))
         components[name] = loc
-    for part in ("net", "tree"):
+    for part in ("net", "tree", "pf"):
         if outs[ids[0]].get(part) is not None:
             arrays = {i: outs[i][part] for i in ids}
             loc = localisation_metrics(records, arrays, cfg.window)
             loc.update(protein_aucs(records, {i: float(a.max()) for i, a in arrays.items()}))
-            components[f"{part}_alone"] = loc
+            components[{"pf": "profile"}.get(part, part) + "_alone"] = loc
     baselines = {}
     if baseline_gbm:
         baselines["gbm_onehot_hydropathy"] = localisation_metrics(records, baseline_gbm, cfg.window)
@@ -281,7 +296,9 @@ def cross_validate(records, embs, mut, null_records, null_embs, dim, cfg, progre
         "fused_per_fold": summarise_folds(per_fold),
         "pooled_out_of_fold": {"components": components, "localisation_baselines": baselines},
         "best_epochs": epochs,
-        "fusion_shrinkage": {"rule": "highest pooled out-of-fold hit@1 + hit@5 (nested)", "per_outer_fold": shrinks},
+        "fusion_shrinkage": {"rule": "highest pooled out-of-fold hit@1 + hit@5 (nested)", "per_outer_fold": shrinks,
+                             "profile_weight_per_outer_fold": profile_weights,
+                             "profile_weight_grid": list(PROFILE_GRID)},
         "calls": {"rule": "largest E-value cutoff on the grid at which out-of-fold call rates stay within "
                           + ", ".join(f"{g} <= {v:.0%}" for g, v in CALL_LIMITS.items())
                           + " (proteins with >= 1 high-confidence call); nested: chosen on the other folds",
@@ -289,5 +306,5 @@ def cross_validate(records, embs, mut, null_records, null_embs, dim, cfg, progre
                   "pooled_at_nested_cutoffs": pooled_calls, "per_fold": per_fold_calls,
                   "curve": curve, "null_per_fold": null_fits},
         "_final": {"outs": outs, "nn": nn, "comps": comps, "fold_of": fold_of, "min_e": min_e,
-                   "shrink_final": select_fusion_shrink(records, nn, outs, fold_of, cfg)},
+                   "fusion_final": select_fusion(records, nn, outs, fold_of, cfg)},
     }

@@ -375,6 +375,7 @@ class WindowModel:
     channels: list[int] | None
     refs: dict
     info: dict
+    profile: dict | None = None  # the NES profile of the training spans (nesscan.nes_profile)
 
 
 def tree_channels(embedder_name: str, dim: int, context: bool) -> list[int]:
@@ -416,7 +417,10 @@ def fit_window_model(records, embs, mut, dim, cfg: TrainConfig, progress=False) 
 
     from .model import net_arch
 
+    from .nes_profile import fit_profile
+
     arch = net_arch(ModelCard("?", dim, cfg.window, 0, cfg.arch, {}, net_arch=cfg.net_arch))
+    profile = fit_profile(records)
     records = with_hard_negatives(records, embs, cfg)
     net, info, refs = None, {}, None
     if arch is not None:
@@ -426,7 +430,7 @@ def fit_window_model(records, embs, mut, dim, cfg: TrainConfig, progress=False) 
         booster, arrays = fit_trees(records, embs, mut, cfg, cfg.tree_channels)
         if refs is None:
             refs = similarity_references(records, embs, mut, cfg)
-    return WindowModel(cfg.arch, cfg.window, net, booster, arrays, cfg.tree_channels, refs, info)
+    return WindowModel(cfg.arch, cfg.window, net, booster, arrays, cfg.tree_channels, refs, info, profile)
 
 
 def similarity_references(records, embs, mut, cfg: TrainConfig) -> dict:
@@ -440,8 +444,9 @@ def similarity_references(records, embs, mut, cfg: TrainConfig) -> dict:
 
 
 def raw_outputs(wm: WindowModel, records, embs, window: int) -> dict[str, dict]:
-    """Per record: the network's window probabilities and/or the trees' logits, motif features
-    and raw similarity."""
+    """Per record: the network's window probabilities and/or the trees' logits, motif features,
+    raw similarity and the NES-profile score of each window."""
+    from .nes_profile import window_profile
     from .window_score import net_scores, tree_raw
 
     out = {}
@@ -455,6 +460,7 @@ def raw_outputs(wm: WindowModel, records, embs, window: int) -> dict[str, dict]:
                 "tree": tree_raw(wm.booster, [e], wm.channels, window) if wm.booster is not None else None,
                 "mf": scoring.window_motif_features(r.sequence, window),
                 "sr": scoring.similarity_raw(scoring.pooled_windows(e, window), wm.refs),
+                "pf": window_profile(r.sequence, wm.profile, window) if wm.profile is not None else None,
             }
     return out
 

@@ -37,6 +37,7 @@ from functools import lru_cache
 import numpy as np
 
 from .motifs import CLASSES, PHI, kosugi_matches, wregex_matches
+from .nes_profile import window_profile
 
 MOTIF_FEATURES = ["strict", "at_tolerant", "phi0", "wregex", "prolines_in_core", "acidic_flank"]
 # class preference when several consensus matches share a window: the NESdb/ValidNES class
@@ -225,7 +226,7 @@ def fit_fusion(nn: np.ndarray, motif_feats: np.ndarray, sim_raw: np.ndarray, y: 
     recalibration of the result: the pointwise fit maximises window AUC over *all* proteins,
     which is not the same as ranking the right window first *inside* a protein, and
     ``nesscan train`` picks ``shrink`` by nested cluster-grouped CV on localisation (hit@1 +
-    hit@5) — see :func:`nesscan.train.select_fusion_shrink`. ``shrink=1`` is the plain fit.
+    hit@5) — see :func:`nesscan.crossval.select_fusion`. ``shrink=1`` is the plain fit.
     """
     return fit_fusion_grid(nn, motif_feats, sim_raw, y, seed, (shrink,))[float(shrink)]
 
@@ -253,15 +254,39 @@ def fit_fusion_grid(nn: np.ndarray, motif_feats: np.ndarray, sim_raw: np.ndarray
     return out
 
 
-def component_scores(params: dict, nn: np.ndarray, motif_feats: np.ndarray, sim_raw: np.ndarray) -> dict:
+def with_profile(params: dict, weight: float, fused: np.ndarray, profile_raw: np.ndarray, y: np.ndarray,
+                 seed: int = 0) -> dict:
+    """``params`` with the NES profile (:mod:`nesscan.nes_profile`) added to the fused logit at
+    ``weight`` (chosen by nested CV for localisation), then a 1-D logistic recalibration on the
+    training windows so that ``fused_score`` stays a window probability. ``weight`` 0: unchanged."""
+    if not weight:
+        return params
+    z = _logit(fused) + weight * np.asarray(profile_raw, dtype=np.float64)
+    cal = _lr_fit(z.reshape(-1, 1), y, seed)
+    a = cal["coef"][0] / cal["std"][0]
+    return {**params, "profile_weight": float(weight),
+            "profile_calibration": {"coef": float(a), "intercept": float(cal["intercept"] - a * cal["mean"][0])}}
+
+
+def component_scores(params: dict, nn: np.ndarray, motif_feats: np.ndarray, sim_raw: np.ndarray,
+                     profile_raw: np.ndarray | None = None) -> dict:
+    """The three component scores and ``fused_score`` of every window; ``profile_raw`` (the
+    windows' NES-profile scores) is read when the fusion carries a profile weight."""
     motif = _lr_apply(params["motif"], motif_feats)
     sim = _lr_apply(params["similarity"], sim_raw.reshape(-1, 1))
     fused = _lr_apply(params["fusion"], np.stack([_logit(nn), _logit(motif), _logit(sim)], 1))
+    w = params.get("profile_weight", 0.0)
+    if w:
+        if profile_raw is None:
+            raise ValueError("this fusion adds an NES profile score: profile_raw is required")
+        cal = params["profile_calibration"]
+        fused = _sigmoid(cal["coef"] * (_logit(fused) + w * np.asarray(profile_raw, dtype=np.float64)) + cal["intercept"])
     return {"nn_score": np.asarray(nn, dtype=np.float64), "motif_score": motif, "similarity_score": sim, "fused_score": fused}
 
 
 def fuse_protein(seq: str, emb: np.ndarray, nn: np.ndarray, W: int, params: dict, centroids: dict) -> dict:
-    return component_scores(params, nn, window_motif_features(seq, W), similarity_raw(pooled_windows(emb, W), centroids))
+    pf = window_profile(seq, params["profile"], W) if params.get("profile_weight") else None
+    return component_scores(params, nn, window_motif_features(seq, W), similarity_raw(pooled_windows(emb, W), centroids), pf)
 
 
 @lru_cache(maxsize=4)
@@ -322,7 +347,7 @@ def annotate_phi(seq: str, start: int, end: int) -> tuple[str, list[int]]:
 
 
 __all__ = ["CLASSES", "PHI", "MOTIF_FEATURES", "window_motif_features", "pooled_windows", "similarity_raw",
-           "fit_centroids", "fit_fusion", "component_scores", "fuse_protein", "annotate_phi"]
+           "fit_centroids", "fit_fusion", "with_profile", "component_scores", "fuse_protein", "annotate_phi"]
 
 
 # ----------------------------------------------------------------------------- structure context

@@ -108,9 +108,11 @@ def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, 
         fin = metrics.pop("_final")
         oof_outs = fin["outs"]
         stack = crossval._stack_for(records, oof_outs, cfg) if cfg.arch == "stack" else None
-        shrink, shrink_table = fin["shrink_final"]
-        metrics["fusion_shrinkage"].update({"final": shrink, "final_table": shrink_table})
-        fusion_params = crossval.fit_fusion_on(records, fin["nn"], oof_outs, cfg, shrink)
+        (shrink, weight), shrink_table = fin["fusion_final"]
+        metrics["fusion_shrinkage"].update({"final": shrink, "final_profile_weight": weight, "final_table": shrink_table})
+        fusion_params = crossval.fit_fusion_on(records, fin["nn"], oof_outs, cfg, shrink, weight)
+        if weight:  # the shipped profile: fitted on every training span
+            fusion_params["profile"] = wm.profile
         oof_fused = {i: c["fused_score"] for i, c in fin["comps"].items()}
         max_evalue = metrics["calls"]["final_cutoff"]
     else:  # no out-of-fold scores: stack and fusion fitted in-sample (flagged in the card)
