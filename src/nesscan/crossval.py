@@ -112,7 +112,7 @@ def select_fusion(records, nn: dict, outs: dict, fold_of: dict, cfg, grid=SHRINK
         for g, params in scoring.fit_fusion_grid(nnx[tr], mf[tr], sr[tr], y[tr], seed=cfg.seed, shrinks=grid).items():
             for r in nes:
                 if fold_of[r.id] == k:
-                    z = _logit(scoring.component_scores(params, nn[r.id], outs[r.id]["mf"], outs[r.id]["sr"])["fused_score"])
+                    z = scoring._logit(scoring.component_scores(params, nn[r.id], outs[r.id]["mf"], outs[r.id]["sr"])["fused_score"])
                     for a in weights:  # ranking only: the recalibration of with_profile is monotone
                         arrays[(g, a)][r.id] = z + a * outs[r.id]["pf"] if a else z
     table = {ga: localisation_metrics(sub, arr, cfg.window) for ga, arr in arrays.items()}

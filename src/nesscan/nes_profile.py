@@ -66,11 +66,13 @@ def fit_profile(records, pseudocount: float = PSEUDOCOUNT) -> dict | None:
 def residue_profile(seq: str, profile: dict) -> np.ndarray:
     """Profile score of every residue taken as Φ1 (positions off the ends score 0)."""
     lo, hi = profile["offsets"]
+    if lo > 0 or hi < 0:
+        raise ValueError(f"NES profile offsets must span the anchor (got {lo}..{hi})")
     M = np.zeros((hi - lo + 1, 21))
     M[:, :20] = np.asarray(profile["log_odds"], dtype=np.float64)
     e = encode(seq)
     L = len(e)
-    pad = np.concatenate([np.full(max(-lo, 0), 20), e, np.full(max(hi, 0), 20)])
+    pad = np.concatenate([np.full(-lo, 20), e, np.full(hi, 20)])
     s = np.zeros(L)
     for k in range(hi - lo + 1):
         s += M[k, pad[k : k + L]]
