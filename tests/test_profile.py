@@ -114,3 +114,20 @@ def test_fuse_protein_reads_the_stored_profile():
     want = component_scores(p2, nn, mf, sr, npf.window_profile(seq, prof, W))["fused_score"]
     assert np.array_equal(got, want)
     assert not np.allclose(got, fuse_protein(seq, e, nn, W, params, cents)["fused_score"])
+
+
+def test_hit_rates_equal_localisation_metrics_hits():
+    """The fusion grid search reads hit@1/hit@5 through the cheap path; it must agree."""
+    from nesscan.train_metrics import hit_rates, localisation_metrics
+
+    recs = _records(40, seed=3) + [Record("n", "MKLLAE" * 10, "cn", "crm1_nonbinder", 0)]
+    rng = np.random.default_rng(5)
+    for trial in range(3):
+        scores = {r.id: rng.random(n_windows(len(r.sequence), 20)) for r in recs}
+        for r in recs[: 10 * trial]:  # some proteins scored right on their NES
+            s = r.spans[0].start - 1
+            scores[r.id][max(0, s - 5) : s + 1] += 1.0
+        full = localisation_metrics(recs, scores, 20)
+        fast = hit_rates(recs, scores, 20)
+        assert (fast["hit_at_1"], fast["hit_at_5"], fast["n_annotated"]) == (full["hit_at_1"], full["hit_at_5"], full["n_annotated"])
+    assert hit_rates(recs[-1:], scores, 20) == {"n_annotated": 0}

@@ -26,7 +26,8 @@ import numpy as np
 
 from . import calibrate, scoring
 from .fitting import example_windows, fit_trees, fit_window_model, raw_outputs
-from .train_metrics import (calls_at, localisation_metrics, phi_metrics, protein_aucs, summarise_folds)
+from .train_metrics import (calls_at, hit_rates, localisation_metrics, phi_metrics, protein_aucs,
+                            summarise_folds)
 
 log = logging.getLogger("nesscan.train")
 
@@ -115,7 +116,7 @@ def select_fusion(records, nn: dict, outs: dict, fold_of: dict, cfg, grid=SHRINK
                     z = scoring._logit(scoring.component_scores(params, nn[r.id], outs[r.id]["mf"], outs[r.id]["sr"])["fused_score"])
                     for a in weights:  # ranking only: the recalibration of with_profile is monotone
                         arrays[(g, a)][r.id] = z + a * outs[r.id]["pf"] if a else z
-    table = {ga: localisation_metrics(sub, arr, cfg.window) for ga, arr in arrays.items()}
+    table = {ga: hit_rates(sub, arr, cfg.window) for ga, arr in arrays.items()}
     table = {ga: {"hit_at_1": m.get("hit_at_1", float("nan")), "hit_at_5": m.get("hit_at_5", float("nan"))}
              for ga, m in table.items()}
     best = max(table, key=lambda ga: (round(table[ga]["hit_at_1"] + table[ga]["hit_at_5"], 9), ga[0], -ga[1]))

@@ -24,6 +24,26 @@ def _core(span) -> tuple[int, int]:
     return span.start, span.end
 
 
+def _protein_hits(r: Record, sc: np.ndarray, window: int) -> tuple[bool, bool, np.ndarray]:
+    """(top candidate on a known NES, any of the top 5 on one, the residues inside a span)."""
+    L = len(r.sequence)
+    inside = np.zeros(L + 1, dtype=bool)
+    for sp in r.spans:
+        inside[sp.start : sp.end + 1] = True
+    cands = pick_candidates(sc, L, window, top_k=5)
+    return (bool(cands and inside[cands[0].start : cands[0].end + 1].any()),
+            any(inside[c.start : c.end + 1].any() for c in cands), inside)
+
+
+def hit_rates(records: list[Record], scores: dict[str, np.ndarray], window: int) -> dict:
+    """Only the hit@1 / hit@5 of :func:`localisation_metrics` (what grid searches read)."""
+    h = [_protein_hits(r, scores[r.id], window)[:2] for r in records
+         if r.group == "nes_annotated" and r.spans and r.id in scores]
+    if not h:
+        return {"n_annotated": 0}
+    return {"n_annotated": len(h), "hit_at_1": sum(a for a, _ in h) / len(h), "hit_at_5": sum(b for _, b in h) / len(h)}
+
+
 def localisation_metrics(records: list[Record], scores: dict[str, np.ndarray], window: int) -> dict:
     """hit@1/hit@5 of greedy candidates, residue-level AUC and window AUC inside NES-annotated
     proteins, for one per-window score array per protein."""
@@ -34,13 +54,10 @@ def localisation_metrics(records: list[Record], scores: dict[str, np.ndarray], w
             continue
         sc = scores[r.id]
         L = len(r.sequence)
-        inside = np.zeros(L + 1, dtype=bool)
-        for sp in r.spans:
-            inside[sp.start : sp.end + 1] = True
-        cands = pick_candidates(sc, L, window, top_k=5)
+        h1, h5, inside = _protein_hits(r, sc, window)
         n += 1
-        hit1 += bool(cands and inside[cands[0].start : cands[0].end + 1].any())
-        hit5 += any(inside[c.start : c.end + 1].any() for c in cands)
+        hit1 += h1
+        hit5 += h5
         starts, ends = window_bounds(L, window)
         rs = np.full(L, -1.0)
         for k in range(min(window, L)):
