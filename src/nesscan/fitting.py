@@ -416,7 +416,6 @@ def fit_window_model(records, embs, mut, dim, cfg: TrainConfig, progress=False) 
     from dataclasses import replace
 
     from .model import net_arch
-
     from .nes_profile import fit_profile
 
     arch = net_arch(ModelCard("?", dim, cfg.window, 0, cfg.arch, {}, net_arch=cfg.net_arch))

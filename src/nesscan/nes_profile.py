@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-ALPHABET = "ACDEFGHIKLMNPQRSTVWY"
+from .fasta import STANDARD as ALPHABET  # the 20 standard letters, in the project's one order
 OFFSETS = (-4, 12)  # residues around Φ1 (inclusive)
 PSEUDOCOUNT = 1.0  # per letter, in units of the background frequency x 20
 
