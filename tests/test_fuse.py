@@ -83,7 +83,7 @@ def _annotate_phi_by_slicing(seq, start, end):
             key = (not tolerant, CLASS_PRIOR.get(base, 0), extra, sum(seq[p] == "L" for p in phi),
                    -abs((core[0] + core[-1]) / 2 - (lo + hi) / 2))
             if best_key is None or key > best_key:
-                suffix = ("+phi0" if not base.endswith("R") else "+phi4'") if extra else ""
+                suffix = "+phi0" if extra else ""
                 best, best_key = (base + ("-AT" if tolerant else "") + suffix, [p + 1 for p in phi]), key
     return best if best else ("none", [])
 
@@ -191,10 +191,35 @@ def test_fuse_cli_matches_predict_and_gff3_is_valid(tmp_path, tiny_model):
         assert 1 <= int(cols[3]) <= int(cols[4]) <= regions[cols[0]][1]
         if cols[2] == "binding_site":
             assert attrs["Parent"] in ids and attrs["Ontology_term"] == "SO:0000409"
+            assert attrs["ID"].split(".")[-2] == "phi" + attrs["Name"][1:]  # Φk sits in pocket Pk
         else:
             n_nes += 1
             assert attrs["Ontology_term"] == "SO:0001531"
     assert n_nes == len(b)
+
+
+def test_phi_pockets_follow_the_orientation():
+    from nesscan.report import phi_pockets
+
+    assert phi_pockets("1a", 4) == [1, 2, 3, 4] and phi_pockets("1a+phi0", 5) == [0, 1, 2, 3, 4]
+    assert phi_pockets("1c-AT+phi0", 5) == [0, 1, 2, 3, 4]
+    # reverse classes bind in the minus orientation: Φ4 first, the extra residue after the core is Φ0
+    assert phi_pockets("1aR", 4) == [4, 3, 2, 1] and phi_pockets("2R-AT+phi0", 5) == [4, 3, 2, 1, 0]
+    assert phi_pockets("none", 0) == []
+
+
+def test_gff3_pockets_of_a_reverse_nes(tmp_path, tiny_model):
+    # a class-1cR core (spacings 1, 3, 3) with the mirrored Φ0 three residues after it; no other
+    # consensus match, and one window covers it all
+    seq = "GE" + "LSLSSSLSSSLSSLSS" + "GE"
+    fasta = write_fasta(tmp_path / "in.fasta", [("rev", seq)])
+    r = run_cli("predict", "-i", fasta, "-m", tiny_model, "-o", tmp_path / "pred")
+    assert r.returncode == 0, r.stderr
+    row = _tsv(tmp_path / "pred" / "candidates.tsv")[0]
+    assert row["motif_class"] == "1cR+phi0" and row["phi_positions"] == "3;5;9;13;16", row
+    feats, _ = _parse_gff3(tmp_path / "pred" / "candidates.gff3")
+    names = {int(c[3]): a["Name"] for c, a in feats if c[2] == "binding_site"}
+    assert [names[p] for p in (3, 5, 9, 13, 16)] == ["P4", "P3", "P2", "P1", "P0"]
 
 
 def test_fuse_refuses_mismatched_tables(tmp_path, tiny_model):

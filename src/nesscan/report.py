@@ -20,7 +20,8 @@ Files, all written under temporary names and renamed when complete:
 ``candidates.gff3``
     GFF3 on protein coordinates: one ``nuclear_export_signal`` (SO:0001531) feature per
     candidate (column 6: its E-value), its Φ residues as child ``binding_site`` (SO:0000409)
-    features (``Parent``), always inside their parent.
+    features (``Parent``), always inside their parent, each named after its CRM1 pocket
+    (:func:`phi_pockets`).
 """
 
 from __future__ import annotations
@@ -126,12 +127,22 @@ def rank_protein(pid: str, seq: str, window: int, comps: dict, protein_scorer, t
             attrs.append(f"relative_accessibility={acc:.3f}")
         gff.append("\t".join([seqid, "nesscan", "nuclear_export_signal", str(start), str(end),
                               _e(ev) if np.isfinite(ev) else ".", ".", ".", ";".join(attrs)]))
-        for k, p in enumerate(phi):
-            pocket = f"P{k if len(phi) == 5 else k + 1}"
+        for p, k in zip(phi, phi_pockets(cls, len(phi))):
             gff.append("\t".join([seqid, "nesscan", "binding_site", str(p), str(p), ".", ".", ".",
-                                  f"ID={fid}.phi{k}.{p};Parent={fid};Name={pocket};Ontology_term={SO_SITE};"
-                                  f"Note=hydrophobic residue {seq[p - 1]}{p} in CRM1 pocket {pocket}"]))
+                                  f"ID={fid}.phi{k}.{p};Parent={fid};Name=P{k};Ontology_term={SO_SITE};"
+                                  f"Note=hydrophobic residue {seq[p - 1]}{p} (Φ{k}) in CRM1 pocket P{k}"]))
     return Ranked(prow, crows, gff, n_high, pvals)
+
+
+def phi_pockets(motif_class: str, n: int) -> list[int]:
+    """The CRM1 pocket (Φk sits in Pk) of each of ``n`` Φ residues listed in sequence order.
+    Forward classes: Φ0–Φ4 (5 listed) or Φ1–Φ4 (4). Reverse classes (``1aR``, ``2R-AT+phi0``, …)
+    bind the groove in the minus orientation (Fung et al. 2015), N- to C-terminal Φ4 … Φ1, and
+    their fifth residue, after the core, is Φ0."""
+    base = (motif_class or "").split("+")[0].split("-")[0]
+    first = 0 if n == 5 else 1
+    pockets = list(range(first, first + n))
+    return pockets[::-1] if base.endswith("R") else pockets
 
 
 def _get(comps, key, i):

@@ -316,8 +316,9 @@ def annotate_phi(seq: str, start: int, end: int) -> tuple[str, list[int]]:
     """Kosugi class and 1-based Φ positions of the best consensus match for the window
     [start, end] (1-based inclusive). A match qualifies when at least three of its four core Φ
     residues (Φ1–Φ4) lie in the window; its Φ0 (forward classes: Φ0-x2-Φ1 or Φ0-x3-Φ1, looked
-    for up to 8 residues before the window) or, for reverse classes, the mirrored Φ after Φ4 is
-    kept even just outside. Preference: strict over A/T-tolerant, then the class's frequency
+    for up to 8 residues before the window) or, for reverse classes (bound in the minus orientation:
+    Φ4 … Φ1 in sequence order), the mirrored Φ0 after the core is kept even just outside; either
+    adds ``+phi0`` to the class. Preference: strict over A/T-tolerant, then the class's frequency
     among known NES, then an extra (fifth) Φ, then the number of leucines at Φ positions, then
     closeness to the window centre. ``("none", [])`` when nothing matches."""
     lo, hi = start - 1, end - 1
@@ -341,7 +342,7 @@ def annotate_phi(seq: str, start: int, end: int) -> tuple[str, list[int]]:
             key = (not tolerant, CLASS_PRIOR.get(base, 0), extra, sum(seq[p] == "L" for p in phi),
                    -abs((core[0] + core[-1]) / 2 - centre))
             if best_key is None or key > best_key:
-                suffix = ("+phi0" if not base.endswith("R") else "+phi4'") if extra else ""
+                suffix = "+phi0" if extra else ""  # reverse classes: the mirrored Φ0, after Φ1
                 best, best_key = (base + ("-AT" if tolerant else "") + suffix, [p + 1 for p in phi]), key
     return best if best else ("none", [])
 
