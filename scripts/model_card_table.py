@@ -82,6 +82,9 @@ def main(path):
         key = next((k for k in calls["curve"] if abs(float(k) - float(c)) / float(c) < 0.05), None)
         if key:
             row(f"E ≤ {float(key):g}", calls["curve"][key])
+    meaning = card.get("calibration", {}).get("meaning")
+    if meaning:
+        print(f"\n**What the default cutoff means** (`calibration.meaning` in the card): {meaning['text']}")
     pl = pooled.get("protein_level")
     if pl:
         print("\n**Protein level** (ROC AUC, pooled out-of-fold; score − baseline with a 95 % cluster-bootstrap "

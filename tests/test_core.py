@@ -371,6 +371,16 @@ def test_training_reproducible_with_seed(tiny_data, tmp_path):
     calls = cv["calls"]
     assert calls["final_cutoff"] in calls["curve"] or str(calls["final_cutoff"]) in calls["curve"]
     assert card["calibration"]["max_evalue"] == calls["final_cutoff"]
+    # the card says what the cutoff means in false calls per proteome, from the CV's own rates
+    meaning = card["calibration"]["meaning"]
+    at = calls["curve"][str(calls["final_cutoff"])]
+    assert meaning["expected_false_candidates_per_proteome"] == round(calls["final_cutoff"] * meaning["proteome_proteins"])
+    for g in ("shuffled", "crm1_nonbinder"):
+        m = meaning["out_of_fold"][g]
+        assert m["share_with_a_call"] == at[f"call_rate_{g}"]
+        assert m["share_with_a_call_nested"] == calls["pooled_at_nested_cutoffs"][f"call_rate_{g}"]
+        assert m["proteins_with_a_call_per_proteome"] == round(at[f"call_rate_{g}"] * meaning["proteome_proteins"])
+    assert f"E <= {calls['final_cutoff']:g}" in meaning["text"]
     assert set(cv["pooled_out_of_fold"]["localisation_baselines"]) == {"gbm_onehot_hydropathy", "kosugi_wregex_counts"}
     for task in ("T2_annotated_vs_nonbinder", "T3_cargo_vs_nonbinder"):
         pl = cv["pooled_out_of_fold"]["protein_level"][task]

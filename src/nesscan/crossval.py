@@ -154,6 +154,41 @@ def choose_cutoff(min_e: dict[str, float], groups: dict[str, str], grid=EVALUE_G
     return float(max(ok)) if ok else float(min(grid))
 
 
+PROTEOME = 20000  # proteins in the proteome the card's call counts are scaled to (human: ~20,400)
+
+
+def calls_meaning(calls: dict, cutoff: float, proteome: int = PROTEOME) -> dict:
+    """What the default E-value cutoff means in false calls per proteome, for the model card:
+    the shuffled null's expectation (by the E-value's definition, ``cutoff`` null candidates per
+    protein at E <= cutoff, whatever its length) and the out-of-fold share of proteins with >= 1
+    call per group, at this cutoff (``calls["curve"]``) and at the nested cutoffs, scaled to a
+    ``proteome``-protein proteome."""
+    at = calls["curve"][str(cutoff)]
+    nested = calls["pooled_at_nested_cutoffs"]
+    groups = ("shuffled", "bacterial_control", "crm1_nonbinder")
+    per = {g: {"share_with_a_call": at[f"call_rate_{g}"], "share_with_a_call_nested": nested[f"call_rate_{g}"],
+               "proteins_with_a_call_per_proteome": round(at[f"call_rate_{g}"] * proteome),
+               "proteins_with_a_call_per_proteome_nested": round(nested[f"call_rate_{g}"] * proteome)}
+           for g in groups if f"call_rate_{g}" in at and f"call_rate_{g}" in nested}
+    return {
+        "max_evalue": cutoff,
+        "proteome_proteins": proteome,
+        "expected_false_candidates_per_protein": cutoff,
+        "expected_false_candidates_per_proteome": round(cutoff * proteome),
+        "out_of_fold": per,
+        "nes_span_recall": at.get("nes_span_recall"),
+        "precision_in_nes_proteins": at.get("precision_in_nes_proteins"),
+        "text": (f"At E <= {cutoff:g} (the default high-confidence cutoff) a protein with no NES gets, against the "
+                 f"shuffled background, {cutoff:g} false candidates on average whatever its length: about "
+                 f"{round(cutoff * proteome):,} in a {proteome:,}-protein proteome. Measured out of fold at this "
+                 "cutoff (nested cutoffs in brackets), proteins with >= 1 call: "
+                 + "; ".join(f"{g} {v['share_with_a_call']:.1%} ({v['share_with_a_call_nested']:.1%}), "
+                             f"~{v['proteins_with_a_call_per_proteome']:,} per {proteome:,}" for g, v in per.items())
+                 + ". Real proteins without NES get fewer calls than their shuffles: the shuffled figure is an "
+                   "upper bound for folded proteins."),
+    }
+
+
 def protein_evalues(null: dict, score: np.ndarray, length: int, window: int, top_k: int = 5):
     from .window_score import pick_candidates
 

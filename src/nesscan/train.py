@@ -129,6 +129,8 @@ def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, 
     null = crossval.null_from(null_fused, {n.id: len(n.sequence) for n in nulls}, cfg.window)
     null["max_evalue"] = max_evalue
     null["null_proteins"] = f"{len(nulls)} composition-preserving shuffles of the training proteins"
+    if metrics is not None:
+        null["meaning"] = crossval.calls_meaning(metrics["calls"], max_evalue)
     card_extra["calibration"] = null
     # protein model on the (out-of-fold) fused NES evidence
     from . import protein_model as pm
