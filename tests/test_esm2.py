@@ -22,7 +22,8 @@ from nesscan.errors import NesscanError  # noqa: E402
 from nesscan.fasta import Protein  # noqa: E402
 from esm.multihead_attention import MultiheadAttention  # noqa: E402
 
-from nesscan.esm2 import ESM2Embedder, chunk_spans, to_half, use_sdpa  # noqa: E402
+from nesscan.esm2 import ESM2Embedder, chunk_spans  # noqa: E402
+from nesscan.esm2_kernels import _SdpaAttention, to_half, use_sdpa  # noqa: E402
 import nesscan.esm2 as esm2  # noqa: E402
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
@@ -227,7 +228,7 @@ def sdpa_spy(monkeypatch):
 def test_sdpa_is_installed_and_used(emb, emb_explicit, monkeypatch):
     assert emb.attention == "sdpa" and emb_explicit.attention == "explicit"
     for layer in emb.model.layers:
-        assert isinstance(layer.self_attn, esm2._SdpaAttention)
+        assert isinstance(layer.self_attn, _SdpaAttention)
         assert type(layer.self_attn).forward is not MultiheadAttention.forward
     for layer in emb_explicit.model.layers:
         assert type(layer.self_attn) is MultiheadAttention

@@ -38,7 +38,7 @@ import torch
 
 from .embedder_base import ESM2_MODELS, Embedder
 from .errors import NesscanError
-from .esm2_kernels import _SdpaAttention, to_half, use_sdpa  # noqa: F401  (re-exported)
+from .esm2_kernels import to_half, use_sdpa
 from .fasta import Protein
 
 log = logging.getLogger("nesscan.esm2")
@@ -205,7 +205,8 @@ class ESM2Embedder(Embedder):
     (-1 = last).
 
     Attention (``sdpa``, default True, all devices): each layer's self-attention runs through
-    :func:`torch.nn.functional.scaled_dot_product_attention` (:func:`use_sdpa`): fused kernels
+    :func:`torch.nn.functional.scaled_dot_product_attention`
+    (:func:`nesscan.esm2_kernels.use_sdpa`): fused kernels
     (FlashAttention or the memory-efficient kernel on CUDA, a flash-style kernel on CPU) with
     no ``len x len`` float32 attention weights materialised per layer, the same projections
     and rotary embedding as fair-esm, and the key-padding mask passed as a boolean mask.
@@ -219,7 +220,7 @@ class ESM2Embedder(Embedder):
     of ``torch.autocast`` (bf16/fp16) as its documented equivalent for inference: autocast
     would keep the float32 weights in memory and cast them per operation on every call, and
     its one benefit, float32 where reduced precision hurts, is already covered here (the
-    rotary tables by :class:`_RotaryFp32Tables` via :func:`to_half`, softmax and layer norm
+    rotary tables by :func:`nesscan.esm2_kernels.to_half`, softmax and layer norm
     accumulating in float32). Outputs are always float32 numpy arrays. The model is in eval
     mode and runs under ``torch.inference_mode()``.
 
