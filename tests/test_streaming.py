@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import AA, NES_PEPTIDES, random_protein, write_fasta
+from conftest import AA, EXAMPLE, NES_PEPTIDES, random_protein, write_fasta
 from nesscan import fuse, predict
 from nesscan.embedders import BuiltinEmbedder, _running_mean
 from nesscan.model import ModelCard, build, load, save
@@ -601,4 +601,69 @@ def test_bound_heap_sets_glibc_thresholds():
 
     if not sys.platform.startswith("linux"):
         pytest.skip("glibc only")
-    assert predict.bound_heap() is True
+    from nesscan.memory import bound_heap
+
+    assert bound_heap() is True
+
+
+
+_RESIDENT_CUDA = """
+import json, sys
+import numpy as np
+import torch
+from nesscan.memory import CUDA_LIBRARY, page_out_cuda_libraries
+
+def resident():  # kB resident in the CUDA libraries' read-only mappings
+    total, take = 0, False
+    for line in open("/proc/self/smaps"):
+        head = line.split()
+        if "-" in head[0] and not head[0].endswith(":"):
+            take = len(head) >= 6 and "w" not in head[1] and bool(CUDA_LIBRARY.search(head[-1]))
+        elif head[0] == "Rss:" and take:
+            total += int(head[1])
+    return total
+
+before = resident()
+if sys.argv[1] == "advise":
+    advised = page_out_cuda_libraries()
+else:  # a whole CPU-only predict run
+    from nesscan.predict import run_predict
+    run_predict(sys.argv[2], sys.argv[3], device="cpu", progress=False)
+    advised = None
+after = resident()
+a = np.arange(16.0).reshape(4, 4)
+same = float((torch.from_numpy(a) @ torch.from_numpy(a)).sum()) == float((a @ a).sum())
+print(json.dumps([before, advised, after, same]))
+"""
+
+
+def _resident_cuda(*args):
+    import json
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux /proc and madvise only")
+    # the kernel reclaims only pages that no other process maps: this test process imported
+    # torch too, so it lets go of its own CUDA library pages first
+    from nesscan.memory import page_out_cuda_libraries
+
+    page_out_cuda_libraries()
+    res = subprocess.run([sys.executable, "-c", _RESIDENT_CUDA, *args], capture_output=True, text=True, check=True)
+    before, advised, after, same = json.loads(res.stdout.strip().splitlines()[-1])
+    if before == 0:
+        pytest.skip("this torch build loads no CUDA libraries (CPU-only wheel)")
+    return before, advised, after, same
+
+
+def test_page_out_cuda_libraries_drops_their_resident_pages():
+    before, advised, after, same = _resident_cuda("advise")
+    assert advised > 0
+    assert after < before / 4, (before, after)  # kB resident before and after the advice
+    assert same  # torch still computes, and right
+
+
+def test_cpu_predict_runs_without_the_cuda_libraries_resident(tmp_path):
+    before, _, after, _ = _resident_cuda("predict", EXAMPLE, str(tmp_path / "out"))
+    assert after < before / 4, (before, after)
+    assert (tmp_path / "out" / "candidates.tsv").stat().st_size > 0

@@ -297,7 +297,8 @@ def _setup_logging(args) -> None:
 def run(args) -> int:
     progress = not args.quiet and sys.stderr.isatty() or os.environ.get("NESSCAN_PROGRESS") == "1"
     if args.command == "predict":
-        from .predict import bound_heap, run_predict
+        from .memory import bound_heap
+        from .predict import run_predict
 
         bound_heap()
 

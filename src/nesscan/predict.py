@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 
 from tqdm import tqdm
 
@@ -20,6 +19,7 @@ from .embedders import embed_tracked, get_embedder, with_tracks
 from .errors import NesscanError
 from .fasta import DEFAULT_MAX_LENGTH, iter_fasta, validate_fasta
 from .guard import outdir_lock
+from .memory import page_out_cuda_libraries, release_free_memory
 from .model import LoadedModel, check_compatible, load
 from .registry import DEFAULT_MODEL, model_dirs, resolve_model  # noqa: F401  (re-exported)
 from .report import ResultWriter, default_max_evalue, score_and_rank  # noqa: F401  (re-exported)
@@ -43,12 +43,14 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
     sample = fasta_sample_name(input_fasta)
     skipped = summary.skipped if skip_invalid else None  # -> OUTDIR/skipped.tsv
     max_evalue = default_max_evalue(m, max_evalue)
+    scored_on = scoring_device(embedder)
+    if scored_on is None and not _on_cuda(embedder):
+        page_out_cuda_libraries()  # a CPU-only run: CUDA libraries loaded by torch's import are dead weight
     with outdir_lock(outdir, skipped), _torch_threads(pipeline_torch_threads(embedder)), ResultWriter(outdir, max_evalue, sample=sample) as out:
         bar = tqdm(total=summary.residues, unit="res", desc="predict", disable=not progress)
         # batches over consecutive proteins keep the input order in the tables
         batches = _consecutive_batches(iter_fasta(input_fasta, max_length, skip_invalid), stream_batch_tokens(embedder))
         builtin = embedder.name == "builtin"  # cheap per-protein numpy embedding: in this thread
-        scored_on = scoring_device(embedder)
         if scored_on is not None:
             log.info("window classifier on %s, with the embedder", scored_on)
         for batch, embs, scores in _embedded_and_scored(with_tracks(batches, embedder), embedder, m,
@@ -85,6 +87,15 @@ def scoring_device(embedder) -> str | None:
     import torch
 
     return str(dev) if torch.device(dev).type == "cuda" else None
+
+
+def _on_cuda(embedder) -> bool:
+    """Whether the embedder or its disorder tracks compute on a CUDA device (or CUDA is already
+    in use in this process)."""
+    import torch
+
+    devices = [getattr(embedder, "device", None), getattr(getattr(embedder, "tracks", None), "device", None)]
+    return torch.cuda.is_initialized() or any(d is not None and torch.device(d).type == "cuda" for d in devices)
 
 
 def _embed_and_score(embedder, m: LoadedModel, batch, embs=None, device=None, tracks=None, tree_pool=None):
@@ -161,53 +172,6 @@ def stream_batch_tokens(embedder) -> int:
     if getattr(embedder, "name", None) == "builtin":
         return min(embedder.max_batch_tokens, BUILTIN_STREAM_TOKENS)
     return embedder.max_batch_tokens * ESM2_POOL_BATCHES
-
-
-_MALLOC_TRIM = None
-
-# glibc malloc settings for a whole-proteome run (mallopt parameter numbers from malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-HEAP_MMAP_THRESHOLD = 4 << 20  # arrays from 4 MiB up get their own mapping, unmapped when freed
-HEAP_TRIM_THRESHOLD = 64 << 20  # an arena keeps up to 64 MiB of free top before giving it back
-
-
-def bound_heap() -> bool:
-    """Fix glibc's allocator thresholds for this process (``predict`` calls it once, from the
-    command line): large arrays (window batches, metapredict activations, tree bins) are mapped
-    and unmapped on their own instead of being carved from the arenas, where the four pipeline
-    threads' arenas otherwise fragment and the resident size creeps up over a proteome; small
-    blocks stay cached in the arenas (a large trim threshold), so the allocator does not hand
-    pages back and fault them in again batch after batch. Measured on 2,000 proteins: peak RSS
-    -60 MB, wall +1 % (benchmarks/RESULTS.md). The default glibc policy raises the mmap threshold
-    dynamically up to 32 MiB as large blocks are freed, which is what fragments. Returns whether
-    the settings took (``False`` off glibc)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, HEAP_MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD))
-
-
-def release_free_memory() -> None:
-    """Give freed heap memory back to the operating system between batches (glibc
-    ``malloc_trim``; a no-op elsewhere). Many short-lived arrays of varying size otherwise
-    leave the heap fragmented, and the resident size creeps up with the number of proteins."""
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        _MALLOC_TRIM = False
-        if sys.platform.startswith("linux"):
-            try:
-                import ctypes
-
-                _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-            except (OSError, AttributeError):
-                pass
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
 
 
 def _consecutive_batches(proteins, max_tokens: int):
