@@ -14,7 +14,7 @@ import pytest
 import torch
 
 esm = pytest.importorskip("esm")
-import esm.pretrained  # noqa: E402
+pytest.importorskip("esm.pretrained")  # binds esm.pretrained
 from esm.model.esm2 import ESM2  # noqa: E402
 
 from nesscan.embedders import get_embedder  # noqa: E402

@@ -3,7 +3,6 @@ invalid records; text that is not UTF-8 is still refused with one line. Real CLI
 
 import csv
 import gzip
-import os
 import random
 
 import pytest

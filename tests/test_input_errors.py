@@ -18,8 +18,8 @@ BAD_INPUTS = {
     "empty_id": (">\nMKLVLLA\n", "empty ID"),
     "duplicate_id": (f">p1\n{GOOD}\n>p2\nMKV\n>p1 again\nMKKL\n", "duplicate sequence ID 'p1'"),
     "bad_letter": (f">p1\n{GOOD}\n>p2\nMKL1VV\n", "'p2' has a character outside the protein alphabet at position 4: '1'"),
-    "gap": (f">p1\nMKL-VV\n", "position 4: '-'"),
-    "inner_stop": (f">p1\nMKL*VV\n", "position 4: '*'"),
+    "gap": (">p1\nMKL-VV\n", "position 4: '-'"),
+    "inner_stop": (">p1\nMKL*VV\n", "position 4: '*'"),
     "nucleotides": (">dna\nATGGCGTACGTTAGCCTAGGCTAACGTAGCTAGCT\n", "looks like a nucleotide sequence"),
     "binary": (None, "not a text FASTA"),
 }

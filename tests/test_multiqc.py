@@ -4,7 +4,6 @@ section must reach the report, and the data MultiQC parsed must be ours (synthet
 import csv
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 

@@ -626,9 +626,14 @@ def resident():  # kB resident in the CUDA libraries' read-only mappings
 before = resident()
 if sys.argv[1] == "advise":
     advised = page_out_cuda_libraries()
-else:  # a whole CPU-only predict run
+elif sys.argv[1] == "predict":  # a whole CPU-only predict run
     from nesscan.predict import run_predict
     run_predict(sys.argv[2], sys.argv[3], device="cpu", progress=False)
+    advised = None
+else:  # a CPU-only embed run
+    from nesscan.embed import run_embed
+    from nesscan.embedders import get_embedder
+    run_embed(sys.argv[2], sys.argv[3], get_embedder("builtin", device="cpu"), progress=False)
     advised = None
 after = resident()
 a = np.arange(16.0).reshape(4, 4)
@@ -667,3 +672,22 @@ def test_cpu_predict_runs_without_the_cuda_libraries_resident(tmp_path):
     before, _, after, _ = _resident_cuda("predict", EXAMPLE, str(tmp_path / "out"))
     assert after < before / 4, (before, after)
     assert (tmp_path / "out" / "candidates.tsv").stat().st_size > 0
+
+
+def test_cpu_embed_runs_without_the_cuda_libraries_resident(tmp_path):
+    before, _, after, _ = _resident_cuda("embed", EXAMPLE, str(tmp_path / "emb.h5"))
+    assert after < before / 4, (before, after)
+    assert (tmp_path / "emb.h5").stat().st_size > 0
+
+
+def test_uses_cuda_follows_the_embedder_and_its_disorder_tracks():
+    from nesscan.embedders import get_embedder
+    from nesscan.memory import uses_cuda
+
+    assert uses_cuda(get_embedder("builtin", device="cpu")) is False
+    assert uses_cuda(None) is torch.cuda.is_initialized()
+
+    class OnCuda:  # where an ESM-2 embedder on a GPU keeps its device
+        device = torch.device("cuda:0")
+
+    assert uses_cuda(OnCuda()) is True

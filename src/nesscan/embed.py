@@ -20,6 +20,7 @@ from .embedders import Embedder, embed_tracked, with_tracks
 from .errors import NesscanError
 from .fasta import DEFAULT_MAX_LENGTH, iter_fasta, validate_fasta
 from .guard import output_lock, write_skipped
+from .memory import page_out_cuda_libraries, uses_cuda
 from .store import EmbeddingWriter, sigterm_as_interrupt
 
 log = logging.getLogger("nesscan.embed")
@@ -144,6 +145,8 @@ def _run_embed(
     raised here."""
     summary = validate_fasta(input_fasta, max_length, skip_invalid)
     log.info("%d proteins, %d residues (longest %d) in %s", summary.n, summary.residues, summary.max_length, input_fasta)
+    if not uses_cuda(embedder):
+        page_out_cuda_libraries()
     writer = EmbeddingWriter(output, embedder.meta(), overwrite=overwrite, dtype=dtype)
     skipped = 0
     complete = False

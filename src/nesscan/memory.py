@@ -3,7 +3,8 @@
 * :func:`bound_heap` fixes glibc's allocator thresholds once per run;
 * :func:`release_free_memory` hands freed heap back to the system between batches;
 * :func:`page_out_cuda_libraries` drops the resident pages of the CUDA libraries that PyPI's
-  default (CUDA) torch build loads at import, when the run computes on the CPU only.
+  default (CUDA) torch build loads at import, when the run computes on the CPU only
+  (:func:`uses_cuda`): ``predict``, ``embed`` and ``window-score`` call it.
 """
 
 from __future__ import annotations
@@ -104,3 +105,13 @@ def page_out_cuda_libraries(maps: str = "/proc/self/maps") -> int:
     if advised:
         log.debug("paged out %d MB of CUDA library mappings (CPU-only run)", advised >> 20)
     return advised
+
+
+def uses_cuda(embedder=None) -> bool:
+    """Whether this run computes on a CUDA device: CUDA already initialised in the process, or
+    the embedder, or its disorder tracks (:class:`~nesscan.embedders.ContextEmbedder`), placed on
+    one. Without CUDA, :func:`page_out_cuda_libraries` may drop the CUDA libraries' pages."""
+    import torch
+
+    devices = [getattr(embedder, "device", None), getattr(getattr(embedder, "tracks", None), "device", None)]
+    return torch.cuda.is_initialized() or any(d is not None and torch.device(d).type == "cuda" for d in devices)

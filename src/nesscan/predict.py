@@ -19,7 +19,7 @@ from .embedders import embed_tracked, get_embedder, with_tracks
 from .errors import NesscanError
 from .fasta import DEFAULT_MAX_LENGTH, iter_fasta, validate_fasta
 from .guard import outdir_lock
-from .memory import page_out_cuda_libraries, release_free_memory
+from .memory import page_out_cuda_libraries, release_free_memory, uses_cuda
 from .model import LoadedModel, check_compatible, load
 from .registry import DEFAULT_MODEL, model_dirs, resolve_model  # noqa: F401  (re-exported)
 from .report import ResultWriter, default_max_evalue, score_and_rank  # noqa: F401  (re-exported)
@@ -44,7 +44,7 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
     skipped = summary.skipped if skip_invalid else None  # -> OUTDIR/skipped.tsv
     max_evalue = default_max_evalue(m, max_evalue)
     scored_on = scoring_device(embedder)
-    if scored_on is None and not _on_cuda(embedder):
+    if scored_on is None and not uses_cuda(embedder):
         page_out_cuda_libraries()  # a CPU-only run: CUDA libraries loaded by torch's import are dead weight
     with outdir_lock(outdir, skipped), _torch_threads(pipeline_torch_threads(embedder)), ResultWriter(outdir, max_evalue, sample=sample) as out:
         bar = tqdm(total=summary.residues, unit="res", desc="predict", disable=not progress)
@@ -87,15 +87,6 @@ def scoring_device(embedder) -> str | None:
     import torch
 
     return str(dev) if torch.device(dev).type == "cuda" else None
-
-
-def _on_cuda(embedder) -> bool:
-    """Whether the embedder or its disorder tracks compute on a CUDA device (or CUDA is already
-    in use in this process)."""
-    import torch
-
-    devices = [getattr(embedder, "device", None), getattr(getattr(embedder, "tracks", None), "device", None)]
-    return torch.cuda.is_initialized() or any(d is not None and torch.device(d).type == "cuda" for d in devices)
 
 
 def _embed_and_score(embedder, m: LoadedModel, batch, embs=None, device=None, tracks=None, tree_pool=None):

@@ -15,13 +15,12 @@ import io
 import logging
 import os
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from .errors import NesscanError
+from .memory import page_out_cuda_libraries
 from .model import LoadedModel, check_compatible, load
 from .segment import segment, segment_scores
 from .store import EmbeddingReader
@@ -540,6 +539,8 @@ def run_window_score(embeddings: str, model_path: str, output: str, summary: str
     model = load(model_path)
     reader = EmbeddingReader(embeddings)
     check_compatible(model, reader.meta, embeddings)
+    if not torch.cuda.is_initialized():
+        page_out_cuda_libraries()  # window-score computes on the CPU
     if not reader.meta["complete"]:
         log.warning("%s is from an interrupted embed run; scoring the %d proteins it holds", embeddings, reader.meta["n"])
     if summary is None:
