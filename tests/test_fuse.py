@@ -208,6 +208,14 @@ def test_phi_pockets_follow_the_orientation():
     assert phi_pockets("none", 0) == []
 
 
+def test_is_reverse_reads_the_class_names_nesscan_writes():
+    from nesscan.motifs import CLASSES, is_reverse
+
+    assert [k for k in CLASSES if is_reverse(k)] == ["1aR", "1bR", "1cR", "1dR", "2R", "3R"]
+    assert is_reverse("2R-AT+phi0") and is_reverse("1cR+phi0") and is_reverse("3R-AT")
+    assert not any(is_reverse(k) for k in ("1a-AT+phi0", "3", "none", "", None))
+
+
 def test_gff3_pockets_of_a_reverse_nes(tmp_path, tiny_model):
     # a class-1cR core (spacings 1, 3, 3) with the mirrored Φ0 three residues after it; no other
     # consensus match, and one window covers it all

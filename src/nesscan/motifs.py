@@ -59,6 +59,12 @@ class MotifMatch:
         return self.phi[-1]
 
 
+def is_reverse(motif_class: str | None) -> bool:
+    """Whether a class as nesscan writes it (``1aR``, ``2R-AT+phi0``) is a reverse class, bound
+    in the minus orientation (Φ4 … Φ1 in sequence order; Fung et al. 2015)."""
+    return (motif_class or "").split("+")[0].split("-")[0].endswith("R")
+
+
 _PHI_LUT = np.zeros(256, dtype=bool)
 _PHI_LUT[[ord(c) for c in PHI]] = True
 _AT_LUT = _PHI_LUT.copy()
@@ -67,7 +73,7 @@ _AT_LUT[[ord(c) for c in PHI_AT]] = True
 _NAMES = list(CLASSES)
 _OFFS = np.array([CLASSES[k] for k in _NAMES])  # (classes, 4)
 _SPAN = int(_OFFS.max())
-_PHI0_CLASS = [not k.endswith("R") for k in _NAMES]
+_PHI0_CLASS = [not is_reverse(k) for k in _NAMES]
 
 
 def _masks(seq: str) -> tuple[np.ndarray, np.ndarray]:

@@ -36,6 +36,7 @@ from urllib.parse import quote
 import numpy as np
 
 from . import calibrate, protein_model, scoring
+from .motifs import is_reverse
 from .registry import card_cutoff
 from .window_score import pick_candidates
 
@@ -139,10 +140,9 @@ def phi_pockets(motif_class: str, n: int) -> list[int]:
     Forward classes: Φ0–Φ4 (5 listed) or Φ1–Φ4 (4). Reverse classes (``1aR``, ``2R-AT+phi0``, …)
     bind the groove in the minus orientation (Fung et al. 2015), N- to C-terminal Φ4 … Φ1, and
     their fifth residue, after the core, is Φ0."""
-    base = (motif_class or "").split("+")[0].split("-")[0]
     first = 0 if n == 5 else 1
     pockets = list(range(first, first + n))
-    return pockets[::-1] if base.endswith("R") else pockets
+    return pockets[::-1] if is_reverse(motif_class) else pockets
 
 
 def _get(comps, key, i):

@@ -36,7 +36,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .motifs import CLASSES, PHI, kosugi_matches, wregex_matches
+from .motifs import CLASSES, PHI, is_reverse, kosugi_matches, wregex_matches
 from .nes_profile import window_profile
 
 MOTIF_FEATURES = ["strict", "at_tolerant", "phi0", "wregex", "prolines_in_core", "acidic_flank"]
@@ -334,7 +334,7 @@ def annotate_phi(seq: str, start: int, end: int) -> tuple[str, list[int]]:
                 continue
             base = motif_class.split("+")[0]
             extra = len(phi) > 4
-            if base.endswith("R"):
+            if is_reverse(base):
                 after = core[-1] + 3
                 if after < len(seq) and seq[after] in PHI:
                     phi = core + [after]
