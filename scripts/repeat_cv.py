@@ -14,7 +14,6 @@ seeds, and prints the pooled out-of-fold localisation, Φ, baseline and call fig
 import argparse
 import json
 import logging
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -22,8 +21,7 @@ import torch
 from nesscan import crossval
 from nesscan.data import load_dataset
 from nesscan.embedders import get_embedder
-from nesscan.fitting import embed_records, tree_channels
-from nesscan.train import TrainConfig, null_records
+from nesscan.train import TrainConfig, training_inputs
 
 
 def summary(m: dict) -> dict:
@@ -52,15 +50,12 @@ def main():
     torch.set_num_threads(1)
     emb = get_embedder("builtin", context="disorder")
     records = load_dataset(a.data)
-    embs, mut = embed_records(records, emb, progress=False)
     out = {"recipe": "nesscan train --arch stack --epochs 25 --patience 4 (built-in embedder + disorder), seed = partition",
            "seeds": {}}
     for seed in [int(s) for s in a.seeds.split(",")]:
         cfg = TrainConfig(window=20, arch="stack", epochs=25, patience=4, seed=seed)
-        cfg = replace(cfg, tree_channels=tree_channels(emb.name, emb.dim, True))
-        nulls = null_records(records, cfg)
-        null_embs, _ = embed_records(nulls, emb, progress=False, mutants=False)
-        m = crossval.cross_validate(records, embs, mut, nulls, null_embs, emb.dim, cfg, progress=False)
+        t = training_inputs(records, emb, cfg, progress=False)  # what nesscan train embeds (nulls depend on the seed)
+        m = crossval.cross_validate(records, t.embs, t.mut, t.nulls, t.null_embs, emb.dim, t.cfg, progress=False)
         m.pop("_final")
         out["seeds"][str(seed)] = summary(m)
         print(seed, json.dumps(out["seeds"][str(seed)]), flush=True)

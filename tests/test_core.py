@@ -350,6 +350,22 @@ def test_model_weights_are_safetensors_only(tiny_model, tmp_path):
 # --------------------------------------------------------------------------- training
 
 
+def test_training_inputs_are_what_train_and_repeat_cv_share(tiny_data):
+    from nesscan.data import load_dataset
+    from nesscan.train import TrainConfig, training_inputs
+
+    records = load_dataset(tiny_data)
+    stack = training_inputs(records, BuiltinEmbedder(), TrainConfig(arch="stack", seed=3), progress=False)
+    assert set(stack.embs) >= {r.id for r in records}
+    assert [n.group for n in stack.nulls] == ["shuffled"] * len(records)
+    assert set(stack.null_embs) == {n.id for n in stack.nulls}
+    assert all(sorted(n.sequence) == sorted(r.sequence) for n, r in zip(stack.nulls, records))  # composition kept
+    assert stack.cfg.tree_channels and stack.context is False
+    cnn = training_inputs(records, BuiltinEmbedder(), TrainConfig(arch="cnn", seed=4), progress=False)
+    assert not cnn.cfg.tree_channels
+    assert [n.sequence for n in cnn.nulls] != [n.sequence for n in stack.nulls]  # the seed sets the shuffles
+
+
 def test_training_reproducible_with_seed(tiny_data, tmp_path):
     from nesscan.train import TrainConfig, run_train
 

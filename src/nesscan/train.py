@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -50,6 +50,40 @@ def _context_features(records, embs) -> np.ndarray:
     return np.array([protein_model.context_features(embs[r.id][:, -2:]) for r in records])
 
 
+@dataclass
+class TrainingInputs:
+    """What training and its cross-validation read: the proteins, their embeddings (with the
+    Φ-mutant and hard-negative embeddings), the background-null shuffles and theirs, and the
+    configuration completed for the embedder (:func:`training_inputs`)."""
+
+    records: list[Record]
+    embs: dict
+    mut: dict
+    nulls: list[Record]
+    null_embs: dict
+    cfg: TrainConfig
+    context: bool
+
+
+def training_inputs(records: list[Record], embedder: Embedder, cfg: TrainConfig, progress: bool = True,
+                    trees: bool | None = None) -> TrainingInputs:
+    """Embed the proteins, their Φ mutants, the shuffled hard negatives (``cfg.neg_per_shuffled``)
+    and the background-null shuffles, and set the trees' channels for the embedder when ``trees``
+    (default: the arch has trees). ``nesscan train`` and ``scripts/repeat_cv.py`` both start here."""
+    from dataclasses import replace
+
+    context = getattr(embedder, "context", "none") != "none"
+    if cfg.arch in ("gbm", "stack") if trees is None else trees:
+        cfg = replace(cfg, tree_channels=tree_channels(embedder.name, embedder.dim, context))
+    embs, mut = embed_records(records, embedder, progress=progress)
+    if cfg.neg_per_shuffled:  # shuffled hard negatives; each fold uses the shuffles of its own proteins
+        hard_embs, _ = embed_records(hard_shuffle_records(records, cfg), embedder, progress=progress, mutants=False)
+        embs.update(hard_embs)
+    nulls = null_records(records, cfg)
+    null_embs, _ = embed_records(nulls, embedder, progress=progress, mutants=False)
+    return TrainingInputs(records, embs, mut, nulls, null_embs, cfg, context)
+
+
 def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, cv: bool = True,
               progress: bool = True, compare_archs: list[str] | None = None) -> dict:
     """Train the window model, the stack, the fusion, the background null (E-values) and the
@@ -61,15 +95,10 @@ def run_train(data_dir: str, outdir: str, embedder: Embedder, cfg: TrainConfig, 
     records = load_dataset(data_dir)
     log.info("%d proteins from %s (%s)", len(records), data_dir,
              ", ".join(f"{g}: {sum(r.group == g for r in records)}" for g in sorted({r.group for r in records})))
-    context = getattr(embedder, "context", "none") != "none"
-    if cfg.arch in ("gbm", "stack") or compare_archs:
-        cfg = replace(cfg, tree_channels=tree_channels(embedder.name, embedder.dim, context))
-    embs, mut = embed_records(records, embedder, progress=progress)
-    if cfg.neg_per_shuffled:  # shuffled hard negatives; each fold uses the shuffles of its own proteins
-        hard_embs, _ = embed_records(hard_shuffle_records(records, cfg), embedder, progress=progress, mutants=False)
-        embs.update(hard_embs)
-    nulls = null_records(records, cfg)
-    null_embs, _ = embed_records(nulls, embedder, progress=progress, mutants=False)
+    inputs = training_inputs(records, embedder, cfg, progress=progress,
+                             trees=cfg.arch in ("gbm", "stack") or bool(compare_archs))
+    embs, mut, nulls, null_embs, cfg, context = (inputs.embs, inputs.mut, inputs.nulls, inputs.null_embs,
+                                                 inputs.cfg, inputs.context)
     dim = embedder.dim
     card_extra = {
         "nesscan_version": __version__,
