@@ -315,6 +315,10 @@ def test_window_score_cli_and_mismatch(tmp_path, tiny_model):
     assert r.returncode == 0, r.stderr
     rows = _tsv(out)
     assert len(rows) == (45 - 19) + 1 + (80 - 19)
+    # the gzip output is byte-reproducible: no file name, no time stamp in its header
+    again = tmp_path / "again.tsv.gz"
+    assert run_cli("window-score", "-e", h5, "-m", tiny_model, "-o", again).returncode == 0
+    assert again.read_bytes() == out.read_bytes() and out.read_bytes()[3:8] == bytes(5)  # FLG, MTIME
     summ = {row["id"]: row for row in _tsv(tmp_path / "w.summary.tsv")}
     assert set(summ) == {"a", "b", "c/d"}
     for pid, seq in recs:

@@ -519,9 +519,31 @@ def pick_candidates(scores: np.ndarray, length: int, window: int, top_k: int = 5
     return out
 
 
+class _GzipWriter(gzip.GzipFile):
+    """A gzip stream into a file it owns: no name and time stamp 0 in the header, so the same
+    rows give the same bytes whatever the file is called and whenever it is written (the
+    ``.partial`` name it is written under and the clock do not leak into the output)."""
+
+    def __init__(self, path: str) -> None:
+        self._raw = open(path, "wb")
+        try:
+            super().__init__(filename="", mode="wb", fileobj=self._raw, compresslevel=3, mtime=0)
+        except BaseException:
+            self._raw.close()
+            raise
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
+
+
 def _open_text(path: str, mode: str, gz: bool):
     if gz:
-        return io.TextIOWrapper(gzip.open(path, mode + "b", compresslevel=3), newline="")
+        if mode != "w":
+            raise ValueError("gzip output only")
+        return io.TextIOWrapper(_GzipWriter(path), newline="")
     return open(path, mode, newline="")
 
 
