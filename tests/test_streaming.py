@@ -630,6 +630,10 @@ elif sys.argv[1] == "predict":  # a whole CPU-only predict run
     from nesscan.predict import run_predict
     run_predict(sys.argv[2], sys.argv[3], device="cpu", progress=False)
     advised = None
+elif sys.argv[1] == "explain":  # a whole CPU-only explain run
+    from nesscan.explain import run_explain
+    run_explain(sys.argv[2], sys.argv[3], device="cpu", plots=1, steps=8, progress=False)
+    advised = None
 else:  # a CPU-only embed run
     from nesscan.embed import run_embed
     from nesscan.embedders import get_embedder
@@ -678,6 +682,12 @@ def test_cpu_embed_runs_without_the_cuda_libraries_resident(tmp_path):
     before, _, after, _ = _resident_cuda("embed", EXAMPLE, str(tmp_path / "emb.h5"))
     assert after < before / 4, (before, after)
     assert (tmp_path / "emb.h5").stat().st_size > 0
+
+
+def test_cpu_explain_runs_without_the_cuda_libraries_resident(tmp_path):
+    before, _, after, _ = _resident_cuda("explain", EXAMPLE, str(tmp_path / "explain"))
+    assert after < before / 4, (before, after)
+    assert (tmp_path / "explain" / "attributions.tsv").stat().st_size > 0
 
 
 def test_uses_cuda_follows_the_embedder_and_its_disorder_tracks():

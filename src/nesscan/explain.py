@@ -133,6 +133,7 @@ def run_explain(input_fasta: str, outdir: str, model: str | None = None, top_k: 
     from .embedders import get_embedder
     from .fasta import validate_fasta
     from .guard import outdir_lock
+    from .memory import page_out_cuda_libraries, uses_cuda
     from .model import check_compatible, load
     from .predict import resolve_model
 
@@ -141,6 +142,8 @@ def run_explain(input_fasta: str, outdir: str, model: str | None = None, top_k: 
     emb_model = get_embedder(m.card.embedder, weights=weights, layer=m.card.layer, device=device,
                              context=m.card.context)
     check_compatible(m, emb_model.meta(), f"embedder {emb_model.name}")
+    if not uses_cuda(emb_model):
+        page_out_cuda_libraries()  # a CPU-only run (the pipeline's --explain runs it per chunk)
     with outdir_lock(outdir, fasta_summary.skipped if skip_invalid else None):
         return _explain(input_fasta, outdir, m, emb_model, top_k, plots, steps, progress, skip_invalid)
 

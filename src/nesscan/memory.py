@@ -4,7 +4,7 @@
 * :func:`release_free_memory` hands freed heap back to the system between batches;
 * :func:`page_out_cuda_libraries` drops the resident pages of the CUDA libraries that PyPI's
   default (CUDA) torch build loads at import, when the run computes on the CPU only
-  (:func:`uses_cuda`): ``predict``, ``embed`` and ``window-score`` call it.
+  (:func:`uses_cuda`): ``predict``, ``embed``, ``window-score`` and ``explain`` call it.
 """
 
 from __future__ import annotations
