@@ -1,6 +1,7 @@
 """E-values, q-values, shuffles, stored trees and the disorder channels (issue: trustworthy calls)."""
 
 import collections
+import json
 import math
 import random
 
@@ -341,3 +342,9 @@ def test_gather_recomputes_qvalues_over_all_chunks(tmp_path):
     want = calibrate.bh_qvalues(calibrate.pvalue(np.array(all_e)))
     assert np.allclose(got, want, rtol=6e-3, atol=1e-6)  # (3 significant digits in the table)
     assert not np.allclose(got, 0.5)
+    # no --max-evalue: the run's statistics use the cutoff of the (shipped) model's card
+    from nesscan.registry import card_max_evalue
+
+    text = (tmp_path / "all" / "nesscan_predict_stats_mqc.yaml").read_text()
+    stats = json.loads(text[text.index("{"):])["data"]["all"]
+    assert stats["nesscan_calls_by_chance"] == pytest.approx(60 * card_max_evalue())

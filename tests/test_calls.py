@@ -269,3 +269,37 @@ def test_default_cutoff_is_the_model_card_s(tmp_path):
     r = run_cli("evaluate", "-p", p["proteins"], "-l", p["labels"], "-o", tmp_path / "c", "--model", tmp_path / "none")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "model" in r.stderr and "not found" in r.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_run_statistics_put_the_calls_beside_what_chance_gives(tmp_path):
+    """General Statistics of a predict run: the calls that chance alone gives at the cutoff
+    (cutoff x proteins: an E-value is the expected number of null candidates at least as good,
+    whatever the protein's length) and the share of the run's calls that is (estimated FDR)."""
+    from nesscan.calibrate import chance_calls, chance_summary, estimated_fdr
+    from nesscan.mqc import write_predict_mqc
+
+    assert chance_calls(20000, 0.0398) == pytest.approx(796.0)
+    assert estimated_fdr(1592, 20000, 0.0398) == pytest.approx(0.5)
+    assert estimated_fdr(10, 20000, 0.0398) == 1.0  # capped
+    assert math.isnan(estimated_fdr(0, 20000, 0.0398))
+    assert "796.0 in 20000 proteins" in chance_summary(1592, 20000, 0.0398) and "FDR <= 50%" in chance_summary(1592, 20000, 0.0398)
+
+    prots = [{"id": f"p{i}", "score": 0.5, "nes_score": 0.5, "n_high_confidence": n} for i, n in enumerate((2, 0, 1, 0))]
+    cands = [{"id": "p0", "score": 0.9, "evalue": 0.001, "high_confidence": "yes"},
+             {"id": "p0", "score": 0.8, "evalue": 0.2, "high_confidence": "yes"},
+             {"id": "p2", "score": 0.7, "evalue": 0.4, "high_confidence": "yes"},
+             {"id": "p3", "score": 0.1, "evalue": 3.0, "high_confidence": "no"}]
+
+    def stats(name, rows=cands, **kw):
+        write_predict_mqc(str(tmp_path / name), prots, rows, sample="s", **kw)
+        text = (tmp_path / name / "nesscan_predict_stats_mqc.yaml").read_text()
+        return json.loads(text[text.index("{"):])
+
+    s = stats("a", max_evalue=0.5)
+    assert s["data"]["s"]["nesscan_calls_by_chance"] == pytest.approx(2.0)  # 4 proteins x 0.5
+    assert s["data"]["s"]["nesscan_est_fdr"] == pytest.approx(100 * 2 / 3)  # 3 calls in all
+    assert {"nesscan_calls_by_chance", "nesscan_est_fdr"} <= set(s["headers"])
+    assert "E ≤ 0.5" in s["headers"]["nesscan_calls_by_chance"]["description"]
+    # no cutoff, or tables without E-values: no such columns
+    for s in (stats("b"), stats("c", rows=[dict(c, evalue="") for c in cands], max_evalue=0.5)):
+        assert "nesscan_calls_by_chance" not in s["data"]["s"] and "nesscan_est_fdr" not in s["headers"]

@@ -259,11 +259,13 @@ def test_gather_chunks_equals_whole_run(tmp_path, tiny_model):
     args = []
     for kind, name in (("--proteins", "proteins.tsv"), ("--candidates", "candidates.tsv"), ("--gff3", "candidates.gff3")):
         args += [kind] + [tmp_path / f"c{k}" / name for k in range(2)]
-    r = run_cli("gather", *args, "-o", tmp_path / "gathered", "--sample", "all")
+    r = run_cli("gather", *args, "-o", tmp_path / "gathered", "--sample", "all", "-m", tiny_model)
     assert r.returncode == 0, r.stderr
     for name in ("proteins.tsv", "candidates.tsv", "candidates.gff3"):
         assert (tmp_path / "gathered" / name).read_text() == (tmp_path / "whole" / name).read_text()
-    assert (tmp_path / "gathered" / "nesscan_predict_stats_mqc.yaml").exists()
+    # the run's statistics (calls beside what chance gives at the model's cutoff) as predict's
+    stats = "nesscan_predict_stats_mqc.yaml"
+    assert (tmp_path / "gathered" / stats).read_text() == (tmp_path / "whole" / stats).read_text()
     # the same protein in two chunks is refused
     r = run_cli("gather", "--proteins", tmp_path / "c0" / "proteins.tsv", tmp_path / "c0" / "proteins.tsv",
                 "--candidates", tmp_path / "c0" / "candidates.tsv", tmp_path / "c0" / "candidates.tsv",

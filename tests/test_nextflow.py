@@ -21,6 +21,7 @@ import sys
 import pytest
 
 # the tables' columns as `nesscan predict` writes them: the pipeline's must be the same
+from nesscan.registry import card_max_evalue
 from nesscan.report import CANDIDATE_COLUMNS, PROTEIN_COLUMNS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -318,7 +319,9 @@ def sheet_run(request, tmp_path_factory):
     single_out = single.communicate(timeout=1500)[0]
     assert r.returncode == 0, r.output[-6000:]
     assert single.returncode == 0, single_out[-6000:]
-    return {"outdir": str(base / "results"), "single": str(base / "single_results"), "subset_ids": subset_ids}
+    margs = model_args(request)
+    return {"outdir": str(base / "results"), "single": str(base / "single_results"), "subset_ids": subset_ids,
+            "max_evalue": card_max_evalue(margs[1] if margs else None)}
 
 
 def test_samplesheet_outputs_per_sample_equal_single_fasta_runs(sheet_run, pipeline):
@@ -354,6 +357,7 @@ def test_samplesheet_multiqc_has_a_row_per_sample(sheet_run):
     data = os.path.join(sheet_run["outdir"], "multiqc", "multiqc_data")
     stats = {row["Sample"]: row for row in read_tsv(os.path.join(data, "multiqc_general_stats.txt"))}
     assert set(stats) == {"demo", "subset"}, stats
+    n_calls = {}
     for sample in ("demo", "subset"):
         cands = read_tsv(os.path.join(sheet_run["outdir"], sample, "candidates.tsv"))
         row = stats[sample]
@@ -361,7 +365,18 @@ def test_samplesheet_multiqc_has_a_row_per_sample(sheet_run):
         assert float(col("nesscan_proteins")) == len(read_tsv(os.path.join(sheet_run["outdir"], sample, "proteins.tsv")))
         assert float(col("nesscan_candidates")) == len(cands)
         assert float(col("nesscan_candidates_high")) == sum(c["high_confidence"] == "yes" for c in cands)
+        # calls beside chance, at the cutoff FUSE used (the model card's: GATHER got the model)
+        prots = read_tsv(os.path.join(sheet_run["outdir"], sample, "proteins.tsv"))
+        chance = len(prots) * sheet_run["max_evalue"]
+        calls = sum(int(p["n_high_confidence"]) for p in prots)
+        assert float(col("nesscan_calls_by_chance")) == pytest.approx(chance, rel=1e-3)
+        if calls:
+            assert float(col("nesscan_est_fdr")) == pytest.approx(100 * min(1.0, chance / calls), rel=1e-3)
+        else:  # no calls, no FDR
+            assert col("nesscan_est_fdr") in ("", "nan", None)
+        n_calls[sample] = calls
         assert float(col("nesscan_skipped")) == 0
+    assert n_calls["demo"] > 0  # the FDR branch ran
     roc = [k for k in stats["demo"] if "roc_auc" in k]
     assert roc and stats["demo"][roc[0]] not in ("", None) and stats["subset"][roc[0]] in ("", None)
 

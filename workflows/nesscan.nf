@@ -88,7 +88,7 @@ workflow NESSCAN {
             [ sample, rows.collect { it[1] }, rows.collect { it[2] }, rows.collect { it[3] } ]
         }
 
-    GATHER ( ch_gather )
+    GATHER ( ch_gather, model )  // model: its card's E-value cutoff, the one FUSE called at
     ch_versions = ch_versions.mix(GATHER.out.versions)
     ch_multiqc_files = ch_multiqc_files.mix(GATHER.out.proteins.map { meta, tsv -> tsv }).mix(GATHER.out.mqc.flatten())
 

@@ -25,6 +25,7 @@ Everything is stored in ``model.json`` (``calibration``) as plain numbers.
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 
@@ -141,4 +142,34 @@ def bh_qvalues(p) -> np.ndarray:
     return out
 
 
-__all__ = ["shuffle_sequence", "null_candidate_scores", "fit_null", "evalue", "score_at", "pvalue", "bh_qvalues"]
+def chance_calls(n_proteins: int, max_evalue: float) -> float:
+    """High-confidence calls (candidates with ``evalue <= max_evalue``) expected by chance in a
+    run of ``n_proteins`` proteins none of which has an NES: ``max_evalue`` per protein whatever
+    its length (a candidate's E-value is the expected number of null candidates at least as good
+    in a protein of its length), so ``n_proteins * max_evalue``. Out of fold, the shipped model's
+    composition-preserving shuffles got about this many, real proteins without NES fewer (model
+    card, ``calibration.meaning``)."""
+    return float(n_proteins) * float(max_evalue)
+
+
+def estimated_fdr(n_calls: int, n_proteins: int, max_evalue: float) -> float:
+    """The share of a run's ``n_calls`` calls that chance alone would give if no protein had an
+    NES (π0 = 1, as Benjamini–Hochberg assumes): ``min(1, chance_calls / n_calls)``, an upper
+    estimate of the false discovery rate of the calls; NaN without calls."""
+    if n_calls <= 0:
+        return math.nan
+    return min(1.0, chance_calls(n_proteins, max_evalue) / n_calls)
+
+
+def chance_summary(n_calls: int, n_proteins: int, max_evalue: float | None) -> str:
+    """One log phrase: the calls beside what chance gives at this cutoff."""
+    if max_evalue is None:
+        return f"{n_calls} high-confidence candidates"
+    fdr = estimated_fdr(n_calls, n_proteins, max_evalue)
+    return (f"{n_calls} high-confidence candidates at E-value <= {max_evalue:g}; chance alone gives about "
+            f"{chance_calls(n_proteins, max_evalue):.1f} in {n_proteins} proteins without NES"
+            + (f" (estimated FDR <= {100 * fdr:.0f}%)" if n_calls else ""))
+
+
+__all__ = ["shuffle_sequence", "null_candidate_scores", "fit_null", "evalue", "score_at", "pvalue", "bh_qvalues",
+           "chance_calls", "estimated_fdr", "chance_summary"]

@@ -186,7 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="output directory")
     p.add_argument("--sample", default=None, help="run name in MultiQC (default: the output folder's name)")
     p.add_argument("--max-evalue", type=_nonneg_float, default=None, metavar="E",
-                   help="E-value cutoff the chunks were called with (default: read from their high_confidence column)")
+                   help="E-value cutoff the chunks were called with (default: the cutoff of --model's card, the one "
+                        "'nesscan fuse' called high_confidence at)")
+    p.add_argument("-m", "--model", default=None, metavar="DIR|NAME",
+                   help="model the chunks were fused with, for its E-value cutoff (default: nesscan-builtin-v2)")
     p.add_argument("--threshold", action=_Removed, replacement="use --max-evalue E")
     _add_common(p)
 
@@ -327,8 +330,10 @@ def run(args) -> int:
                  max_evalue=args.max_evalue, structure_dir=args.structures, progress=progress)
     elif args.command == "gather":
         from .gather import run_gather
+        from .registry import card_max_evalue
 
-        run_gather(args.proteins, args.candidates, args.gff3, args.outdir, sample=args.sample, max_evalue=args.max_evalue)
+        max_evalue = args.max_evalue if args.max_evalue is not None else card_max_evalue(args.model)
+        run_gather(args.proteins, args.candidates, args.gff3, args.outdir, sample=args.sample, max_evalue=max_evalue)
     elif args.command == "explain":
         from .explain import run_explain
 

@@ -13,6 +13,7 @@ import csv
 import logging
 import os
 
+from .calibrate import chance_summary
 from .errors import NesscanError
 
 log = logging.getLogger("nesscan.gather")
@@ -43,12 +44,14 @@ def run_gather(proteins: list[str], candidates: list[str], gff3: list[str], outd
             if fh.readline().strip() != "##gff-version 3":
                 raise NesscanError(f"{p} is not GFF3 (no '##gff-version 3' line)")
     seen: dict[str, str] = {}
+    calls = 0
     for p in proteins:
         with open(p, newline="") as fh:
             for row in csv.DictReader(fh, delimiter="\t"):
                 if row["id"] in seen:
                     raise NesscanError(f"protein '{row['id']}' is in both {seen[row['id']]} and {p}")
                 seen[row["id"]] = p
+                calls += int(row.get("n_high_confidence") or 0)
     from .mqc import write_predict_mqc_from_tables
 
     os.makedirs(outdir, exist_ok=True)
@@ -82,5 +85,6 @@ def run_gather(proteins: list[str], candidates: list[str], gff3: list[str], outd
             if os.path.exists(t):
                 os.remove(t)
     write_predict_mqc_from_tables(outdir, out["proteins"], out["candidates"], sample=sample, max_evalue=max_evalue)
-    log.info("gathered %d chunks, %d proteins -> %s", len(proteins), len(seen), outdir)
+    log.info("gathered %d chunks, %d proteins -> %s: %s", len(proteins), len(seen), outdir,
+             chance_summary(calls, len(seen), max_evalue))
     return {"chunks": len(proteins), "proteins": len(seen), **out}

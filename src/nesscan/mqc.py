@@ -47,6 +47,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .calibrate import chance_calls, estimated_fdr
+
 GRID = np.round(np.linspace(0.0, 1.0, 101), 2)
 N_BINS = 10
 # the column order of nesscan.report's proteins.tsv / candidates.tsv (rows may come as lists in that
@@ -476,6 +478,11 @@ def write_predict_mqc(outdir: str, proteins_rows: Sequence, candidates_rows: Seq
              "nesscan_proteins_with_high": len(prot_high),
              "nesscan_pct_proteins_with_high": 100.0 * len(prot_high) / n if n else math.nan,
              "nesscan_median_score": float(np.nanmedian(scores)) if n and np.isfinite(scores).any() else math.nan}
+    if max_evalue is not None and any(np.isfinite(_flt(c.get("evalue"))) for c in cands):
+        # the calls (all of them, as n_high_confidence counts them) beside what chance gives
+        calls = int(sum(v for v in (_flt(p.get("n_high_confidence")) for p in prots) if np.isfinite(v)))
+        stats["nesscan_calls_by_chance"] = chance_calls(n, max_evalue)
+        stats["nesscan_est_fdr"] = 100.0 * estimated_fdr(calls, n, max_evalue)
     headers = {
         "nesscan_proteins": {"title": "Proteins", "description": "proteins scanned", "format": "{:,.0f}",
                              "scale": "Greys"},
@@ -489,10 +496,20 @@ def write_predict_mqc(outdir: str, proteins_rows: Sequence, candidates_rows: Seq
         "nesscan_pct_proteins_with_high": {"title": "% with NES", "min": 0, "max": 100, "suffix": "%",
                                            "description": f"% of proteins with ≥ 1 high-confidence candidate ({cut})",
                                            "format": "{:,.1f}", "scale": "Reds"},
+        "nesscan_calls_by_chance": {"title": "By chance",
+                                    "description": f"high-confidence candidates that chance alone gives in this many "
+                                                   f"proteins without NES ({cut} per protein, whatever its length: "
+                                                   "the shuffled-sequence null)", "format": "{:,.1f}",
+                                    "scale": "Greys"},
+        "nesscan_est_fdr": {"title": "Est. FDR", "min": 0, "max": 100, "suffix": "%",
+                            "description": f"share of all the run's calls ({cut}; n_high_confidence summed) that "
+                                           "chance alone gives if no protein had an NES: an upper estimate of "
+                                           "their false discovery rate", "format": "{:,.0f}", "scale": "RdYlGn-rev"},
         "nesscan_median_score": {"title": "Median score", "min": 0, "max": 1, "format": "{:,.3f}",
                                  "description": "median protein-level score (NES evidence + composition + length)",
                                  "scale": "RdYlBu-rev"},
     }
+    headers = {k: h for k, h in headers.items() if k in stats}
     paths.append(write_section(outdir, "nesscan_predict_stats_mqc.yaml", {
         "id": "nesscan_predict_stats", "plot_type": "generalstats", "namespace": "nesscan predict",
         "headers": headers, "data": {sample: stats}}))
@@ -574,7 +591,8 @@ def write_predict_mqc_from_tables(outdir: str, proteins_tsv: str, candidates_tsv
         with open(path, newline="") as fh:
             yield from csv.DictReader(fh, delimiter="\t")
 
-    prots = [{"score": r.get("score"), "nes_score": r.get("nes_score")} for r in rows(proteins_tsv)]
+    prots = [{"score": r.get("score"), "nes_score": r.get("nes_score"), "n_high_confidence": r.get("n_high_confidence")}
+             for r in rows(proteins_tsv)]
     # the top_n of write_predict_mqc's stable sort: highest score (NaN as -1), then file order
     best = heapq.nsmallest(top_n, ((-np.nan_to_num(_flt(r.get("score")), nan=-1.0), i)
                                    for i, r in enumerate(rows(candidates_tsv))))

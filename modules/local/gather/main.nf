@@ -1,5 +1,6 @@
 // Concatenates the per-chunk result tables in chunk order with `nesscan gather` (header and
-// protein-ID checks, one GFF3 header) and writes the run's MultiQC custom content.
+// protein-ID checks, one GFF3 header) and writes the run's MultiQC custom content (calls beside
+// what chance gives at the E-value cutoff of `model`'s card, or --max_evalue).
 process GATHER {
     tag "$meta.id"
     label 'process_single'
@@ -9,6 +10,7 @@ process GATHER {
 
     input:
     tuple val(meta), path(proteins, stageAs: 'proteins/?????/*'), path(candidates, stageAs: 'candidates/?????/*'), path(gff3, stageAs: 'gff3/?????/*')
+    path(model)
 
     output:
     tuple val(meta), path("${task.ext.prefix ?: ''}proteins.tsv")   , emit: proteins
@@ -23,6 +25,7 @@ process GATHER {
     script:
     def args   = task.ext.args ?: ''
     def prefix = task.ext.prefix ?: ''
+    def model_arg = model ? "--model ${model}" : ''
     """
     gather \\
         --proteins ${proteins} \\
@@ -30,6 +33,7 @@ process GATHER {
         --gff3 ${gff3} \\
         --sample ${meta.id} \\
         --outdir gathered \\
+        ${model_arg} \\
         ${args}
     mv gathered/proteins.tsv ${prefix}proteins.tsv
     mv gathered/candidates.tsv ${prefix}candidates.tsv
