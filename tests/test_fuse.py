@@ -272,3 +272,16 @@ def test_gather_chunks_equals_whole_run(tmp_path, tiny_model):
                 "--gff3", tmp_path / "c0" / "candidates.gff3", tmp_path / "c0" / "candidates.gff3", "-o", tmp_path / "dup")
     assert r.returncode == 2 and "'p0' is in both" in r.stderr
     assert not (tmp_path / "dup" / "proteins.tsv").exists()
+    # a chunk whose call count is not a number: one line naming the file and the protein
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    lines = (tmp_path / "c1" / "proteins.tsv").read_text().splitlines()
+    cols = lines[1].split("\t")
+    cols[-1] = "many"
+    (bad / "proteins.tsv").write_text("\n".join([lines[0], "\t".join(cols)] + lines[2:]) + "\n")
+    r = run_cli("gather", "--proteins", tmp_path / "c0" / "proteins.tsv", bad / "proteins.tsv",
+                "--candidates", tmp_path / "c0" / "candidates.tsv", tmp_path / "c1" / "candidates.tsv",
+                "--gff3", tmp_path / "c0" / "candidates.gff3", tmp_path / "c1" / "candidates.gff3", "-o", tmp_path / "badout")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "n_high_confidence" in r.stderr and "'many'" in r.stderr and str(bad / "proteins.tsv") in r.stderr
+    assert not (tmp_path / "badout" / "proteins.tsv").exists()

@@ -163,10 +163,11 @@ def estimated_fdr(n_calls: int, n_proteins: int, max_evalue: float) -> float:
 
 def chance_summary(n_calls: int, n_proteins: int, max_evalue: float | None) -> str:
     """One log phrase: the calls beside what chance gives at this cutoff."""
+    calls = f"{n_calls} high-confidence candidate{'' if n_calls == 1 else 's'}"
     if max_evalue is None:
-        return f"{n_calls} high-confidence candidates"
+        return calls
     fdr = estimated_fdr(n_calls, n_proteins, max_evalue)
-    return (f"{n_calls} high-confidence candidates at E-value <= {max_evalue:g}; chance alone gives about "
+    return (f"{calls} at E-value <= {max_evalue:g}; chance alone gives about "
             f"{chance_calls(n_proteins, max_evalue):.1f} in {n_proteins} proteins without NES"
             + (f" (estimated FDR <= {100 * fdr:.0f}%)" if n_calls else ""))
 

@@ -51,7 +51,11 @@ def run_gather(proteins: list[str], candidates: list[str], gff3: list[str], outd
                 if row["id"] in seen:
                     raise NesscanError(f"protein '{row['id']}' is in both {seen[row['id']]} and {p}")
                 seen[row["id"]] = p
-                calls += int(row.get("n_high_confidence") or 0)
+                try:
+                    calls += int(row.get("n_high_confidence") or 0)
+                except ValueError:
+                    raise NesscanError(f"{p}: n_high_confidence of '{row['id']}' is not a whole number: "
+                                       f"{row['n_high_confidence']!r}") from None
     from .mqc import write_predict_mqc_from_tables
 
     os.makedirs(outdir, exist_ok=True)
