@@ -303,3 +303,19 @@ def test_run_statistics_put_the_calls_beside_what_chance_gives(tmp_path):
     # no cutoff, or tables without E-values: no such columns
     for s in (stats("b"), stats("c", rows=[dict(c, evalue="") for c in cands], max_evalue=0.5)):
         assert "nesscan_calls_by_chance" not in s["data"]["s"] and "nesscan_est_fdr" not in s["headers"]
+
+
+def test_run_log_leaves_chance_out_without_evalues(tmp_path):
+    """predict's and fuse's closing log line (ResultWriter.summary): the calls beside what chance
+    gives when the candidates have E-values; the calls alone for a model without a null."""
+    from nesscan.report import Ranked, ResultWriter
+
+    def run(name, pvalues):
+        with ResultWriter(str(tmp_path / name), 0.5, multiqc=False) as out:
+            for i in range(4):
+                out.add(Ranked([f"p{i}"], [], [], 1 if i == 0 else 0, pvalues), 30)
+        return out.summary()
+
+    assert run("with", [0.01, 0.3]) == ("1 high-confidence candidate at E-value <= 0.5; chance alone gives about "
+                                        "2.0 in 4 proteins without NES (estimated FDR <= 100%)")
+    assert run("without", [math.nan, math.nan]) == "1 high-confidence candidate"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .calibrate import chance_summary
 from .scoring import *  # noqa: F401,F403  (the scoring functions, under their historical names)
 from .scoring import CLASSES, PHI, MOTIF_FEATURES, annotate_phi, component_scores, find_structure, fit_centroids  # noqa: F401
 from .scoring import fit_fusion, fit_fusion_grid, fuse_protein, n_windows, pooled_windows, similarity_raw  # noqa: F401
@@ -99,5 +98,5 @@ def run_fuse(windows: str, embeddings: str, model_path: str, outdir: str, top_k:
                 seq = ds.attrs["sequence"]
                 seq = seq.decode() if isinstance(seq, bytes) else seq
                 out.add(score_and_rank(m, pid, seq, ds[()].astype(np.float32), sc, top_k, max_evalue, structure_dir), len(seq))
-    log.info("fused %d proteins -> %s: %s", out.n_proteins, outdir, chance_summary(out.n_high, out.n_proteins, max_evalue))
+    log.info("fused %d proteins -> %s: %s", out.n_proteins, outdir, out.summary())
     return {"proteins": out.n_proteins, "high_confidence_candidates": out.n_high, **out.paths}

@@ -15,7 +15,6 @@ import os
 
 from tqdm import tqdm
 
-from .calibrate import chance_summary
 from .embedders import embed_tracked, get_embedder, with_tracks
 from .errors import NesscanError
 from .fasta import DEFAULT_MAX_LENGTH, iter_fasta, validate_fasta
@@ -62,7 +61,7 @@ def run_predict(input_fasta: str, outdir: str, model: str | None = None, weights
             del embs, scores
             release_free_memory()
         bar.close()
-    log.info("wrote %s: %s", ", ".join(out.paths.values()), chance_summary(out.n_high, out.n_proteins, max_evalue))
+    log.info("wrote %s: %s", ", ".join(out.paths.values()), out.summary())
     return {"proteins": summary.n, "high_confidence_candidates": out.n_high, "skipped": len(summary.skipped), **out.paths}
 
 

@@ -219,6 +219,13 @@ class ResultWriter:
         self.n_high += ranked.n_high
         self.n_proteins += 1
 
+    def summary(self) -> str:
+        """The run's calls beside what chance gives (:func:`nesscan.calibrate.chance_summary`); the
+        calls alone when no candidate has an E-value (a model without a background null), as
+        :func:`nesscan.mqc.write_predict_mqc` leaves the chance columns out then."""
+        with_evalues = any(not np.isnan(p) for p in self.pvalues)
+        return calibrate.chance_summary(self.n_high, self.n_proteins, self.max_evalue if with_evalues else None)
+
     def __exit__(self, exc_type, exc, tb):
         close_error = None
         for fh in self._fh.values():  # closing flushes: on a full disk it fails too
