@@ -302,14 +302,13 @@ def test_threshold_flag_is_gone_with_a_pointer(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_gather_recomputes_qvalues_over_all_chunks(tmp_path):
-    """Each chunk's q-values only know that chunk; gather's are BH over the whole run."""
+def _write_chunks(tmp_path, rng, with_evalues: bool = True) -> tuple[dict, list]:
+    """Three chunks of predict-like tables (20 proteins, 3 candidates each); without E-values
+    the tables are those of a model without a background null (empty evalue / min_evalue)."""
     import csv
 
-    from conftest import run_cli
     from nesscan.report import CANDIDATE_COLUMNS, PROTEIN_COLUMNS
 
-    rng = np.random.default_rng(5)
     files = {"proteins": [], "candidates": [], "gff3": []}
     all_e = []
     for k in range(3):
@@ -319,12 +318,14 @@ def test_gather_recomputes_qvalues_over_all_chunks(tmp_path):
         for i in range(20):
             pid = f"c{k}p{i}"
             ev = np.sort(rng.exponential(0.5, 3) ** 2)
-            prows.append([pid, 100, "0.5", "0.9", f"{ev[0]:.3g}", 1, 20, "L" * 20, int((ev <= 0.01).sum())])
+            n_high = int((ev <= 0.01).sum()) if with_evalues else 0
+            prows.append([pid, 100, "0.5", "0.9", f"{ev[0]:.3g}" if with_evalues else "", 1, 20, "L" * 20, n_high])
             for r, e in enumerate(ev):
                 all_e.append(float(f"{e:.3g}"))
                 row = dict.fromkeys(CANDIDATE_COLUMNS, "")
                 row.update(id=pid, rank=r + 1, start=1 + 20 * r, end=20 + 20 * r, sequence="L" * 20, score="0.9",
-                           evalue=f"{e:.3g}", qvalue="0.5", high_confidence="yes" if e <= 0.01 else "no")
+                           evalue=f"{e:.3g}" if with_evalues else "", qvalue="0.5" if with_evalues else "",
+                           high_confidence="yes" if with_evalues and e <= 0.01 else "no")
                 crows.append([row[c] for c in CANDIDATE_COLUMNS])
         for name, cols, rows in (("proteins.tsv", PROTEIN_COLUMNS, prows), ("candidates.tsv", CANDIDATE_COLUMNS, crows)):
             with open(d / name, "w", newline="") as fh:
@@ -334,6 +335,16 @@ def test_gather_recomputes_qvalues_over_all_chunks(tmp_path):
         (d / "candidates.gff3").write_text("##gff-version 3\n")
         for key, name in (("proteins", "proteins.tsv"), ("candidates", "candidates.tsv"), ("gff3", "candidates.gff3")):
             files[key].append(str(d / name))
+    return files, all_e
+
+
+def test_gather_recomputes_qvalues_over_all_chunks(tmp_path):
+    """Each chunk's q-values only know that chunk; gather's are BH over the whole run."""
+    import csv
+
+    from conftest import run_cli
+
+    files, all_e = _write_chunks(tmp_path, np.random.default_rng(5))
     r = run_cli("gather", "--proteins", *files["proteins"], "--candidates", *files["candidates"],
                 "--gff3", *files["gff3"], "-o", tmp_path / "all")
     assert r.returncode == 0, r.stderr
@@ -348,3 +359,19 @@ def test_gather_recomputes_qvalues_over_all_chunks(tmp_path):
     text = (tmp_path / "all" / "nesscan_predict_stats_mqc.yaml").read_text()
     stats = json.loads(text[text.index("{"):])["data"]["all"]
     assert stats["nesscan_calls_by_chance"] == pytest.approx(60 * card_max_evalue())
+    assert f"chance alone gives about {60 * card_max_evalue():.1f} in 60 proteins" in r.stderr
+
+
+def test_gather_log_leaves_chance_out_without_evalues(tmp_path):
+    """Chunks from a model without a background null have no E-values and no calls: gather's
+    log gives the calls alone, not a chance figure at some card's cutoff (as predict and fuse)."""
+    from conftest import run_cli
+
+    files, _ = _write_chunks(tmp_path, np.random.default_rng(5), with_evalues=False)
+    r = run_cli("gather", "--proteins", *files["proteins"], "--candidates", *files["candidates"],
+                "--gff3", *files["gff3"], "-o", tmp_path / "all", "--max-evalue", "0.5")
+    assert r.returncode == 0, r.stderr
+    assert "gathered 3 chunks, 60 proteins" in r.stderr
+    assert "0 high-confidence candidates" in r.stderr and "chance alone" not in r.stderr
+    text = (tmp_path / "all" / "nesscan_predict_stats_mqc.yaml").read_text()
+    assert "nesscan_calls_by_chance" not in text

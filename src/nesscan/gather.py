@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 
 from .calibrate import chance_summary
@@ -25,6 +26,13 @@ def _read_header(path: str) -> list[str]:
     with open(path, newline="") as fh:
         header = fh.readline().rstrip("\n").split("\t")
     return header
+
+
+def _finite(text: str | None) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except (TypeError, ValueError):
+        return False
 
 
 def run_gather(proteins: list[str], candidates: list[str], gff3: list[str], outdir: str, sample: str | None = None,
@@ -45,6 +53,7 @@ def run_gather(proteins: list[str], candidates: list[str], gff3: list[str], outd
                 raise NesscanError(f"{p} is not GFF3 (no '##gff-version 3' line)")
     seen: dict[str, str] = {}
     calls = 0
+    with_evalues = False  # a model without a background null writes no E-values: no chance figure then
     for p in proteins:
         with open(p, newline="") as fh:
             for row in csv.DictReader(fh, delimiter="\t"):
@@ -56,6 +65,7 @@ def run_gather(proteins: list[str], candidates: list[str], gff3: list[str], outd
                 except ValueError:
                     raise NesscanError(f"{p}: n_high_confidence of '{row['id']}' is not a whole number: "
                                        f"{row['n_high_confidence']!r}") from None
+                with_evalues = with_evalues or _finite(row.get("min_evalue"))
     from .mqc import write_predict_mqc_from_tables
 
     os.makedirs(outdir, exist_ok=True)
@@ -90,5 +100,5 @@ def run_gather(proteins: list[str], candidates: list[str], gff3: list[str], outd
                 os.remove(t)
     write_predict_mqc_from_tables(outdir, out["proteins"], out["candidates"], sample=sample, max_evalue=max_evalue)
     log.info("gathered %d chunks, %d proteins -> %s: %s", len(proteins), len(seen), outdir,
-             chance_summary(calls, len(seen), max_evalue))
+             chance_summary(calls, len(seen), max_evalue if with_evalues else None))
     return {"chunks": len(proteins), "proteins": len(seen), **out}
