@@ -168,7 +168,7 @@ def test_skip_invalid_every_record_class(tmp_path):
     for word in ("empty ID", "empty sequence", "position 4: '-'", "duplicate sequence ID 'ok1'", "nucleotide",
                  "more than the limit of 200", "non-printable character U+0000"):
         assert word in reasons
-    with pytest.raises(NesscanError, match=r"empty ID .*\(line 3\); use --skip-invalid"):
+    with pytest.raises(NesscanError, match=r"empty ID .*\(record at line 3\); use --skip-invalid"):
         validate_fasta(fasta, max_length=200, skip_invalid=False)
 
 

@@ -167,7 +167,7 @@ def _records(path: str | os.PathLike, max_length: int, skipped: list | None = No
                     seq = _clean(pid, raw, max_length)
                 except _RecordError as e:
                     if skipped is None:
-                        raise NesscanError(f"{e} (line {line})" + (f"; {SKIP_HINT}" if hint else "")) from None
+                        raise NesscanError(f"{e} (record at line {line})" + (f"; {SKIP_HINT}" if hint else "")) from None
                     skipped.append(Skipped(pid, line, str(e)))
                     continue
                 seen.add(pid)
