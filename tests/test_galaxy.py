@@ -223,11 +223,15 @@ def test_jobs_run_the_package_under_test(galaxy):
     assert os.path.realpath(pkg) == os.path.realpath(gs.nesscan_package_dir())
 
 
+TESTS_PER_RUNNER = 4  # a tool with more <test>s runs on several runners (galaxy-tool-test --page-size)
+
+
 class ToolTestRuns:
-    """One `galaxy-tool-test` per tool (.ci/galaxy/tool_test.py: polling once a second), all
-    started at once, one test case at a time each: Galaxy's local runner works through the queue
-    two jobs at a time, so more parallel cases only cost CPU. Each pytest case waits for its
-    tool's report."""
+    """`galaxy-tool-test` runners (.ci/galaxy/tool_test.py: polling once a second), all started at
+    once, one test case at a time each: one runner per tool, or per page of TESTS_PER_RUNNER tests
+    for a tool with more, so that the queue's tail is not one tool's tests one after the other
+    while a core idles. Galaxy's local runner works through the queue two jobs at a time, so more
+    parallel cases only cost CPU. Each pytest case waits for its tool's reports."""
 
     def __init__(self, server, canary: str):
         self.server = server
@@ -235,14 +239,22 @@ class ToolTestRuns:
         shutil.rmtree(self.out_dir, ignore_errors=True)
         os.makedirs(self.out_dir)
         self.procs, self.logs, self.reports, self.started = {}, {}, {}, time.time()
+        self.runners: dict[str, list[str]] = {}  # tool id -> its runners' names
         for tool_id, _, _ in tool_xmls():
-            cmd = server.tool_test_command() + [
-                "-u", server.url, "-k", server.user_key, "-a", server.admin_key, "-t", tool_id,
-                "-j", os.path.join(self.out_dir, f"{tool_id}.json"), "-o", os.path.join(self.out_dir, tool_id),
-                "--with-reference-data", "--history-per-test-case", "--parallel-tests", "1"]
-            self.logs[tool_id] = open(os.path.join(self.out_dir, f"{tool_id}.log"), "w")
-            self.procs[tool_id] = subprocess.Popen(cmd, cwd=server.work, env=server.env(), stdout=self.logs[tool_id],
-                                                   stderr=subprocess.STDOUT)
+            n = sum(1 for case in CASES if case[0] == tool_id)
+            pages = -(-n // TESTS_PER_RUNNER) if n > TESTS_PER_RUNNER else 1
+            for page in range(pages):
+                name = tool_id if pages == 1 else f"{tool_id}.page{page}"
+                cmd = server.tool_test_command() + [
+                    "-u", server.url, "-k", server.user_key, "-a", server.admin_key, "-t", tool_id,
+                    "-j", os.path.join(self.out_dir, f"{name}.json"), "-o", os.path.join(self.out_dir, name),
+                    "--with-reference-data", "--history-per-test-case", "--parallel-tests", "1"]
+                if pages > 1:
+                    cmd += ["--page-size", str(TESTS_PER_RUNNER), "--page-number", str(page)]
+                self.runners.setdefault(tool_id, []).append(name)
+                self.logs[name] = open(os.path.join(self.out_dir, f"{name}.log"), "w")
+                self.procs[name] = subprocess.Popen(cmd, cwd=server.work, env=server.env(), stdout=self.logs[name],
+                                                    stderr=subprocess.STDOUT)
         # queued beside the tool tests, checked by test_dataset_name_and_sequence_id_with_shell_code
         try:
             self.hostile = submit_hostile_run(server, canary)
@@ -251,36 +263,49 @@ class ToolTestRuns:
             raise
 
     def report(self, tool_id: str) -> dict:
+        """The tool's test results, its runners' reports merged (a test's id keeps its index)."""
         if tool_id not in self.reports:
-            proc = self.procs[tool_id]
-            try:
-                proc.wait(timeout=max(1.0, TOOL_TEST_TIMEOUT - (time.time() - self.started)))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            self.logs[tool_id].close()
-            path = os.path.join(self.out_dir, f"{tool_id}.json")
-            try:
-                with open(path) as fh:
-                    self.reports[tool_id] = json.load(fh)
-            except (OSError, ValueError):
-                self.reports[tool_id] = {"tests": [], "error": self.log_tail(tool_id)}
+            merged: dict = {"tests": []}
+            for name in self.runners[tool_id]:
+                proc = self.procs[name]
+                try:
+                    proc.wait(timeout=max(1.0, TOOL_TEST_TIMEOUT - (time.time() - self.started)))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                self.logs[name].close()
+                try:
+                    with open(os.path.join(self.out_dir, f"{name}.json")) as fh:
+                        merged["tests"] += json.load(fh).get("tests", [])
+                except (OSError, ValueError):
+                    merged["error"] = merged.get("error", "") + self._tail(name)
+            self.reports[tool_id] = merged
         return self.reports[tool_id]
 
+    def _tail(self, name: str, n: int = 40) -> str:
+        with open(os.path.join(self.out_dir, f"{name}.log"), errors="replace") as fh:
+            return f"[{name}]\n" + "".join(fh.readlines()[-n:])
+
     def log_tail(self, tool_id: str, n: int = 40) -> str:
-        with open(os.path.join(self.out_dir, f"{tool_id}.log"), errors="replace") as fh:
-            return "".join(fh.readlines()[-n:])
+        return "".join(self._tail(name, n) for name in self.runners[tool_id])
 
     def stop(self):
-        for tool_id, proc in self.procs.items():
+        for name, proc in self.procs.items():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-            self.logs[tool_id].close()
+            self.logs[name].close()
 
 
 @pytest.fixture(scope="module")
-def tool_tests(galaxy, tmp_path_factory):
+def workflow_run(galaxy) -> dict:
+    """The shipped workflow imported and invoked on the example proteins at once, so that its jobs
+    share Galaxy's queue with the tool tests' (test_workflow_runs_in_galaxy waits for them)."""
+    return submit_workflow_run(galaxy)
+
+
+@pytest.fixture(scope="module")
+def tool_tests(galaxy, workflow_run, tmp_path_factory):
     # evaluate's test 2 passes `rm -rf /tmp/nesscan_canary_dir` as a run name: it must survive
     victim = "/tmp/nesscan_canary_dir"
     os.makedirs(victim, exist_ok=True)
@@ -449,10 +474,9 @@ def _wait_invocation_outputs(galaxy, invocation_id: str, timeout: float = TOOL_T
         time.sleep(3)
 
 
-def test_workflow_runs_in_galaxy(galaxy):
-    """The shipped workflow, imported into the real Galaxy and invoked on the example proteins with
-    their labels and NES spans: every step runs; the step-by-step tables equal the one-click NES
-    scan's; the evaluation finds the planted NESs."""
+def submit_workflow_run(galaxy) -> dict:
+    """Import the shipped workflow and invoke it on the example proteins with their labels and NES
+    spans (the uploads are not waited for: the invocation waits for its inputs)."""
     import yaml
 
     with open(WORKFLOW, encoding="utf-8") as fh:
@@ -469,6 +493,15 @@ def test_workflow_runs_in_galaxy(galaxy):
         # the steps' tool_state lists only what differs from the tools' defaults: Galaxy fills in the rest
         "history_id": history["id"], "inputs_by": "name", "allow_tool_state_corrections": True,
         "inputs": {k: {"src": "hda", "id": v} for k, v in inputs.items()}})
+    return {"workflow": wf, "invocation": invocation}
+
+
+def test_workflow_runs_in_galaxy(galaxy, workflow_run):
+    """The shipped workflow, imported into the real Galaxy and invoked on the example proteins with
+    their labels and NES spans: every step runs; the step-by-step tables equal the one-click NES
+    scan's; the evaluation finds the planted NESs."""
+    wf, invocation = workflow_run["workflow"], workflow_run["invocation"]
+    data = os.path.join(TOOLS_DIR, "test-data")
     outputs = _wait_invocation_outputs(galaxy, invocation["id"])
     assert set(outputs) == set(wf["outputs"])
 
