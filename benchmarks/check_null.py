@@ -38,19 +38,10 @@ from make_proteome import NES_PEPTIDES  # noqa: E402  (the peptides the proteome
 
 
 def read_fasta(path: str) -> dict[str, str]:
-    seqs, pid, parts = {}, None, []
-    with open(path) as fh:
-        for line in fh:
-            line = line.strip()
-            if line.startswith(">"):
-                if pid is not None:
-                    seqs[pid] = "".join(parts)
-                pid, parts = line[1:].split()[0], []
-            elif line:
-                parts.append(line)
-    if pid is not None:
-        seqs[pid] = "".join(parts)
-    return seqs
+    """ID -> sequence, read as ``nesscan predict`` reads it (the IDs its tables carry)."""
+    from nesscan.fasta import read_fasta as read_proteins
+
+    return {p.id: p.sequence for p in read_proteins(path)}
 
 
 def planted_spans(seqs: dict[str, str]) -> dict[str, tuple[int, int, str]]:

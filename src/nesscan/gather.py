@@ -28,13 +28,6 @@ def _read_header(path: str) -> list[str]:
     return header
 
 
-def _finite(text: str | None) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except (TypeError, ValueError):
-        return False
-
-
 def run_gather(proteins: list[str], candidates: list[str], gff3: list[str], outdir: str, sample: str | None = None,
                max_evalue: float | None = None) -> dict:
     if not (len(proteins) == len(candidates) == len(gff3)) or not proteins:
@@ -51,6 +44,8 @@ def run_gather(proteins: list[str], candidates: list[str], gff3: list[str], outd
         with open(p) as fh:
             if fh.readline().strip() != "##gff-version 3":
                 raise NesscanError(f"{p} is not GFF3 (no '##gff-version 3' line)")
+    from .mqc import _flt, write_predict_mqc_from_tables
+
     seen: dict[str, str] = {}
     calls = 0
     with_evalues = False  # a model without a background null writes no E-values: no chance figure then
@@ -65,8 +60,7 @@ def run_gather(proteins: list[str], candidates: list[str], gff3: list[str], outd
                 except ValueError:
                     raise NesscanError(f"{p}: n_high_confidence of '{row['id']}' is not a whole number: "
                                        f"{row['n_high_confidence']!r}") from None
-                with_evalues = with_evalues or _finite(row.get("min_evalue"))
-    from .mqc import write_predict_mqc_from_tables
+                with_evalues = with_evalues or math.isfinite(_flt(row.get("min_evalue")))
 
     os.makedirs(outdir, exist_ok=True)
     out = {k: os.path.join(outdir, n) for k, n in (("proteins", "proteins.tsv"), ("candidates", "candidates.tsv"),
